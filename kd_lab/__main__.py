@@ -1,0 +1,160 @@
+"""Command line: ``python -m kd_lab {data,teacher,run,bench} ...`` (``--help`` on each)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+
+__all__ = ["main"]
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def _parse_sets(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        options[key.strip()] = _parse_value(value.strip())
+    return options
+
+
+def cmd_data(args) -> int:
+    from . import data
+    root = data.fetch(args.name, verbose=True)
+    train, test = data.load(args.name)
+    print(f"{args.name}: {len(train)} train / {len(test)} test images of {tuple(train.x.shape[1:])} in {root}")
+    return 0
+
+
+def cmd_teacher(args) -> int:
+    from . import zoo
+    model = zoo.get_teacher(args.dataset, args.recipe, args.device, retrain=args.retrain, amp=args.amp)
+    info = model.zoo_info
+    print(f"teacher for {args.dataset}: test accuracy {100 * info['test_acc']:.2f} %, trained in "
+          f"{info['train_s']:.0f} s on {info['device']} (amp {info.get('amp')}); file {info['path']}")
+    if args.ship:
+        zoo.SHIPPED_DIR.mkdir(exist_ok=True)
+        dest = zoo.SHIPPED_DIR / _name_of(info["path"])
+        if str(dest) != info["path"]:
+            shutil.copyfile(info["path"], dest)
+        print(f"shipped copy: {dest}")
+    return 0
+
+
+def _name_of(path: str) -> str:
+    from pathlib import Path
+    return Path(path).name
+
+
+def _split_method_options(method: str, args) -> dict:
+    from .methods import method_options
+    allowed = method_options(method)
+    options = {k: getattr(args, k) for k in ("temperature", "alpha") if getattr(args, k) is not None}
+    dropped = [k for k in options if k not in allowed]
+    if dropped:
+        raise ValueError(f"method {method!r} has no option(s) {dropped}; allowed: {sorted(allowed) or 'none'}")
+    return {**options, **_parse_sets(args.set)}
+
+
+def cmd_run(args) -> int:
+    from .experiments import Setting, run_method, summarize
+    options = _split_method_options(args.method, args)
+    overrides = {k: getattr(args, k) for k in ("dataset", "epochs", "batch_size", "lr", "student", "test_size")
+                 if getattr(args, k) is not None}
+    if args.labeled is not None:
+        overrides["labeled"] = None if args.labeled == "all" else int(args.labeled)
+    setting = Setting.default(**overrides)
+    histories = []
+    for seed in args.seeds:
+        h = run_method(args.method, setting, seed=seed, device=args.device, progress=not args.json, **options)
+        histories.append(h)
+        if args.json:
+            print(json.dumps({"method": args.method, "seed": seed, "accuracy": h.test_acc,
+                              "images_per_s": h.images_per_s, "wall_s": h.wall_s, "device": h.device,
+                              "status": h.status, "final_loss_terms": h.final_terms(), "options": options,
+                              "setting": vars(setting)}), flush=True)
+    if not args.json:
+        _print_run_table(args.method, histories, setting)
+    return 0
+
+
+def _print_run_table(method, histories, setting) -> None:
+    from .experiments import summarize
+    print(f"\n{method} on {setting.dataset}: {setting.labeled or 'all'} labeled, {setting.epochs} epochs, "
+          f"student {setting.student}")
+    print(f"{'seed':>4} | {'test acc %':>10} | {'images/s':>9} | {'wall s':>7} | final loss terms")
+    for h in histories:
+        terms = ", ".join(f"{k}={v:.3f}" for k, v in h.final_terms().items())
+        print(f"{h.seed:>4} | {100 * (h.test_acc or 0):>10.2f} | {h.images_per_s or 0:>9.0f} | {h.wall_s:>7.1f} | {terms}")
+    s = summarize(histories)
+    print(f"mean ± std over {s['n']} seed(s): {s['mean']:.2f} ± {s['std']:.2f} %")
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m kd_lab", description="kd_lab: knowledge distillation course tools")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="fetch and check a data set")
+    d.add_argument("name", nargs="?", default="fashion-mnist")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("teacher", help="get (cached) or train the teacher of a data set")
+    t.add_argument("--dataset", default="fashion-mnist")
+    t.add_argument("--recipe", default=None, help="full or quick (default: full, quick in quick mode without weights)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--amp", default="auto", help="auto (bf16 on CUDA), bf16, or off")
+    t.add_argument("--retrain", action="store_true", help="ignore the cache and the shipped weights")
+    t.add_argument("--ship", action="store_true", help="copy the weights into kd_lab/weights/ (maintainers)")
+    t.set_defaults(func=cmd_teacher)
+
+    r = sub.add_parser("run", help="train a student with a method over seeds and print a table")
+    r.add_argument("method")
+    r.add_argument("--dataset")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--labeled", help="labeled images (class-balanced) or 'all'")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--device", default="auto")
+    r.add_argument("--student", help="student preset")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--lr", type=float)
+    r.add_argument("--test-size", type=int, help="evaluate on the first N test images")
+    r.add_argument("--temperature", type=float)
+    r.add_argument("--alpha", type=float)
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other method option")
+    r.add_argument("--json", action="store_true", help="print one JSON record per seed")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("bench", help="images/s of a KD epoch against a tutorial-style reference loop")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--images", type=int, default=None, help="training images per epoch (default: all on GPU, 6000 on CPU)")
+    b.add_argument("--teacher-recipe", default=None, help="also time training this teacher recipe (full or quick)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Runs of a method in the course's standard setting, over seeds: what the CLI and the lessons call.
+
+``run_method("kd", labeled=1000, seed=0)`` loads the data on the device, draws a seeded class-balanced
+labeled subset, builds a fresh student, fetches the cached teacher when the method needs one, and fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import data as kd_data
+from .methods import METHODS, make_method
+from .models import build_model
+from .train import History, fit, pick_device, quick_mode, seed_everything
+from .zoo import get_teacher
+
+__all__ = ["Setting", "run_method", "run_seeds", "summarize", "load_data", "compare", "accuracies"]
+
+
+@dataclass
+class Setting:
+    """The budget every method of a comparison shares. Quick mode shrinks it for CPU tests."""
+
+    dataset: str = "fashion-mnist"
+    labeled: int | None = 1000        # class-balanced labeled images; None = the whole training split
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05
+    student: str = "student"
+    test_size: int | None = None      # None = the whole test split
+
+    @classmethod
+    def default(cls, **overrides) -> "Setting":
+        """The lesson setting; in quick mode fewer epochs and a 2,000-image test subset."""
+        base = dict(epochs=4, test_size=2000) if quick_mode() else {}
+        return cls(**{**base, **overrides})
+
+
+_DATA_CACHE: dict = {}
+
+
+def load_data(dataset: str, device) -> tuple[kd_data.ImageData, kd_data.ImageData]:
+    """(train, test) on ``device``, loaded once per process."""
+    key = (dataset, str(device))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = kd_data.load(dataset, device=device)
+    return _DATA_CACHE[key]
+
+
+def _subsets(setting: Setting, seed: int, device, train_indices=None):
+    train, test = load_data(setting.dataset, device)
+    if train_indices is not None:
+        train = train.subset(torch.as_tensor(train_indices, device=device))
+    elif setting.labeled is not None:
+        train = train.subset(kd_data.labeled_split(train.y, setting.labeled, seed=seed).labeled.to(device))
+    if setting.test_size is not None and setting.test_size < len(test):
+        test = test.subset(torch.arange(setting.test_size, device=device))
+    return train, test
+
+
+def run_method(method: str, setting: Setting | None = None, seed: int = 0, device="auto", teacher=None,
+               progress: bool = True, callback=None, callback_every: int = 50, stop=None,
+               history: History | None = None, train_indices=None, **options) -> History:
+    """Train a fresh student with ``method`` under ``setting`` for one seed; returns its History.
+
+    ``callback``, ``stop`` and ``history`` go to :func:`kd_lab.train.fit`. ``train_indices`` (indices into
+    the training split) replaces the seeded labeled subset, e.g. a transfer set without one class.
+    """
+    setting = setting or Setting.default()
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    dev = pick_device(device)
+    train, test = _subsets(setting, seed, dev, train_indices)
+    if METHODS[method].needs_teacher and teacher is None:
+        teacher = get_teacher(setting.dataset, device=dev)
+    seed_everything(seed)
+    student = build_model(setting.student, in_channels=train.x.shape[1], num_classes=train.num_classes,
+                          image_size=train.x.shape[-1])
+    m = make_method(method, student, teacher, **options)
+    return fit(m, train, test, epochs=setting.epochs, batch_size=setting.batch_size, lr=setting.lr,
+               seed=seed, device=dev, progress=progress, callback=callback, callback_every=callback_every, stop=stop,
+               history=history)
+
+
+def run_seeds(method: str, seeds=(0, 1, 2), setting: Setting | None = None, **kwargs) -> list[History]:
+    return [run_method(method, setting, seed=s, **kwargs) for s in seeds]
+
+
+def summarize(histories: list[History]) -> dict:
+    """Mean and (sample) standard deviation of the final test accuracy over seeds, in percent."""
+    accs = torch.tensor([100 * h.test_acc for h in histories if h.test_acc is not None], dtype=torch.float64)
+    std = float(accs.std()) if len(accs) > 1 else 0.0
+    return {"n": len(accs), "mean": float(accs.mean()) if len(accs) else float("nan"), "std": std,
+            "values": accs.tolist()}
+
+
+def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progress: bool = True,
+            **kwargs) -> dict[str, list[History]]:
+    """Train every ``label -> (method, options)`` of ``runs`` for every seed on the same setting.
+
+    Returns ``label -> [History per seed]``; a tqdm bar counts the runs.
+    """
+    from tqdm.auto import tqdm
+    results = {label: [] for label in runs}
+    bar = tqdm(total=len(runs) * len(seeds), desc="runs", disable=not progress)
+    for label, (method, options) in runs.items():
+        for seed in seeds:
+            bar.set_postfix_str(f"{label}, seed {seed}")
+            results[label].append(run_method(method, setting, seed=seed, progress=False, **kwargs, **options))
+            bar.update(1)
+    bar.close()
+    return results
+
+
+def accuracies(histories: list[History]) -> list[float]:
+    """Final test accuracies in percent, one per run."""
+    return [100 * h.test_acc for h in histories]

@@ -1,0 +1,245 @@
+"""Training and evaluation: ``fit`` (the whole loop, in one function), ``evaluate`` and ``History``.
+
+A *method* (see :mod:`kd_lab.methods`) turns a batch into a dict of named loss terms; ``fit`` sums the
+terms, steps the optimizer over every parameter the method trains, and logs each term, so any lesson
+can plot any term. The teacher, if any, stays in eval mode with no gradient.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import ImageData
+
+__all__ = ["History", "Evaluation", "fit", "evaluate", "pick_device", "device_name", "seed_everything", "quick_mode"]
+
+
+def quick_mode() -> bool:
+    """True when ``KD_LAB_QUICK`` is set to a true value (tests and CI): small data, few epochs."""
+    return os.environ.get("KD_LAB_QUICK", "0").lower() not in ("", "0", "false", "no")
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; anything else must name a device torch knows."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+def device_name(device) -> str:
+    """A readable name of a device: the GPU's model, or the CPU with its thread count."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"{dev.type} ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global generators (model initialisation); data order uses fit's own generator."""
+    torch.manual_seed(seed)
+
+
+@dataclass
+class History:
+    """Everything a run logged: every step's loss terms, every epoch's accuracies and speed."""
+
+    method: str = ""
+    seed: int = 0
+    device: str = ""
+    config: dict = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)    # {"step", "epoch", "total", <term>: value, "lr"}
+    epochs: list[dict] = field(default_factory=list)   # {"epoch", "train_acc", "test_acc", "images_per_s", "wall_s"}
+    status: str = "new"                                 # new | running | finished | stopped | failed
+    error: str | None = None
+
+    @property
+    def term_names(self) -> list[str]:
+        return [k for k in (self.steps[0] if self.steps else {}) if k not in ("step", "epoch", "total", "lr")]
+
+    @property
+    def test_acc(self) -> float | None:
+        """Test accuracy after the last finished epoch (None before the first)."""
+        return self.epochs[-1]["test_acc"] if self.epochs else None
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Training throughput over all finished epochs."""
+        wall = sum(e["train_s"] for e in self.epochs)
+        return sum(e["images"] for e in self.epochs) / wall if wall > 0 else None
+
+    @property
+    def wall_s(self) -> float:
+        return self.epochs[-1]["wall_s"] if self.epochs else 0.0
+
+    def final_terms(self, last: int = 20) -> dict[str, float]:
+        """Mean of each loss term over the last ``last`` steps."""
+        tail = self.steps[-last:]
+        return {k: sum(s[k] for s in tail) / len(tail) for k in ["total", *self.term_names]} if tail else {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    accuracy: float                  # fraction correct, 0..1
+    per_class: list[float]           # accuracy of each true class
+    loss: float                      # mean cross-entropy
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000) -> Evaluation:
+    """Accuracy, per-class accuracy and cross-entropy of ``model`` on ``data`` (eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    k = data.num_classes
+    correct = torch.zeros(k, device=device)
+    count = torch.zeros(k, device=device)
+    loss = torch.zeros((), device=device)
+    for x, y in data.to(device).batches(batch_size, shuffle=False):
+        logits = model(_prepare(x, device)).float()                 # (B, K)
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += torch.bincount(y, weights=(logits.argmax(1) == y).float(), minlength=k)
+        count += torch.bincount(y, minlength=k).float()
+    model.train(was_training)
+    per_class = (correct / count.clamp(min=1)).tolist()
+    return Evaluation(float(correct.sum() / count.sum()), per_class, float(loss / count.sum()))
+
+
+def _prepare(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {amp!r}")
+    enabled = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _optimizer(params, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adamw'")
+
+
+def _check_fit_args(epochs, batch_size, lr, train):
+    if not isinstance(epochs, int) or epochs <= 0:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if len(train) == 0:
+        raise ValueError("the training set is empty")
+
+
+def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int = 10, batch_size: int = 128,
+        lr: float = 0.05, weight_decay: float = 5e-4, optimizer: str = "sgd", seed: int = 0,
+        device="auto", amp: str = "auto", augment: bool = True, callback=None, callback_every: int = 50,
+        stop=None, progress: bool = True, history: History | None = None) -> History:
+    """Train ``method`` (a :class:`kd_lab.methods.Method`) on ``train``; evaluate on ``test`` every epoch.
+
+    Cosine learning-rate schedule over all steps. bf16 autocast and channels_last on CUDA (``amp``).
+    ``callback(history)`` runs every ``callback_every`` steps and after each epoch; ``stop`` (anything
+    with ``is_set()``, e.g. ``threading.Event``) or Ctrl-C ends the run cleanly with its partial
+    history. On any other error the history is kept on the exception as ``err.history``.
+    """
+    _check_fit_args(epochs, batch_size, lr, train)
+    dev = pick_device(device)
+    method.to(dev)
+    if dev.type == "cuda":
+        method.to(memory_format=torch.channels_last)
+    params = [p for p in method.trainable_parameters() if p.requires_grad]
+    opt = _optimizer(params, optimizer, lr, weight_decay)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    train, test = train.to(dev), (test.to(dev) if test is not None else None)
+    h = history if history is not None else History()
+    h.method, h.seed, h.device, h.status = method.name, seed, str(dev), "running"
+    h.config = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+                    amp=amp, augment=augment, train_size=len(train), **method.options())
+    bar = _progress(progress, epochs * steps_per_epoch, method.name)
+    start = time.perf_counter()
+    try:
+        for epoch in range(1, epochs + 1):
+            method.train()
+            t0, seen = time.perf_counter(), 0
+            for x, y in train.batches(batch_size, augment=augment, generator=gen):
+                with _autocast(dev, amp):
+                    terms = method.loss_terms(_prepare(x, dev), y)              # {"ce": ..., "kd": ...}
+                total = sum(terms.values())
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                sched.step()
+                seen += len(y)
+                h.steps.append({"step": len(h.steps) + 1, "epoch": epoch, "total": float(total.detach()),
+                                **{k: float(v.detach()) for k, v in terms.items()}, "lr": sched.get_last_lr()[0]})
+                bar.update(1)
+                if callback and len(h.steps) % callback_every == 0:
+                    callback(h)
+                if stop is not None and stop.is_set():
+                    raise KeyboardInterrupt
+            _end_epoch(h, method, train, test, epoch, seen, t0, start, dev)
+            bar.set_postfix(loss=f"{h.steps[-1]['total']:.3f}", test_acc=f"{h.test_acc or 0:.3f}")
+            if callback:
+                callback(h)
+        h.status = "finished"
+    except KeyboardInterrupt:
+        h.status = "stopped"
+    except Exception as err:
+        h.status, h.error = "failed", f"{type(err).__name__}: {err}"
+        err.history = h
+        raise
+    finally:
+        bar.close()
+        method.eval()
+    return h
+
+
+def _end_epoch(h: History, method, train: ImageData, test: ImageData | None, epoch: int, seen: int,
+               t0: float, start: float, dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    train_s = time.perf_counter() - t0
+    probe = train.subset(torch.arange(min(len(train), 2000), device=train.device))
+    record = {"epoch": epoch, "images": seen, "train_s": train_s, "images_per_s": seen / train_s,
+              "train_acc": evaluate(method.student, probe).accuracy,
+              "test_acc": evaluate(method.student, test).accuracy if test is not None else None}
+    record["wall_s"] = time.perf_counter() - start
+    h.epochs.append(record)
+
+
+class _NoBar:
+    def update(self, n=1): pass
+    def set_postfix(self, **kw): pass
+    def close(self): pass
+
+
+def _progress(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="step", leave=False)

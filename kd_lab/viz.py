@@ -1,0 +1,376 @@
+"""Plots of the course: soft targets, dark knowledge, training curves, seed comparisons, sweeps, images.
+
+Every function takes data (torch tensors, numpy arrays or plain lists/dicts), optionally an ``ax`` (or
+``axes``) to draw on, and returns the matplotlib ``Figure``. Figures are built with
+``matplotlib.figure.Figure`` only, never ``pyplot``: no global state, safe from background threads, and
+nothing is shown until the caller displays the figure (or renders it with :func:`figure_to_png`).
+Importing this module changes no global state (no rcParams, style or backend).
+"""
+from __future__ import annotations
+
+import math
+from io import BytesIO
+
+import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
+
+__all__ = [
+    "plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs", "plot_history",
+    "plot_runs_bar", "plot_sweep", "plot_per_class", "plot_images", "plot_gradient_norms", "figure_to_png",
+]
+
+BAR_COLOR, TOP_COLOR = "tab:blue", "tab:orange"
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _np(x, dtype=np.float64) -> np.ndarray:
+    """A numpy array from a torch tensor (detached, on the CPU), a numpy array or a list."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def _fig_ax(ax, figsize):
+    """``(figure, ax)``: a new constrained-layout figure with one axes, or ``ax`` and its figure."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value; NaN for none)."""
+    v = _np(values).ravel()
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else 0.0)
+
+
+def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` values (fewer at the start); same length as ``y``."""
+    if window <= 1 or y.size == 0:
+        return y
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    idx = np.arange(1, y.size + 1)
+    start = np.maximum(idx - window, 0)
+    return (c[idx] - c[start]) / (idx - start)
+
+
+def _class_ticks(ax, classes, rotation=45) -> None:
+    ax.set_xticks(np.arange(len(classes)))
+    ax.set_xticklabels(list(classes), rotation=rotation, ha="right" if rotation else "center",
+                       rotation_mode="anchor")
+
+
+# ----------------------------------------------------------------------------------- soft targets
+def plot_soft_targets(logits, temperature, classes, ax=None):
+    """Bar chart of softmax(logits / T) for one image; the top class in a different colour."""
+    z = _np(logits).ravel()
+    if len(classes) != z.size:
+        raise ValueError(f"{z.size} logits but {len(classes)} class names")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    p = _softmax(z, float(temperature))
+    entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    fig, ax = _fig_ax(ax, (5, 3.2))
+    colors = [BAR_COLOR] * z.size
+    colors[int(p.argmax())] = TOP_COLOR
+    ax.bar(np.arange(z.size), p, color=colors)
+    _class_ticks(ax, classes)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.set_title(f"T = {temperature:g}, entropy {entropy:.2f} nats")
+    return fig
+
+
+def plot_temperatures(logits, temperatures, classes, axes=None):
+    """One soft-target bar chart per temperature, side by side, with a shared y axis."""
+    temperatures = list(temperatures)
+    if axes is None:
+        fig = Figure(figsize=(3.2 * len(temperatures), 3.4), layout="constrained")
+        axes = fig.subplots(1, len(temperatures), sharey=True, squeeze=False)[0]
+    axes = list(axes)
+    if len(axes) != len(temperatures):
+        raise ValueError(f"{len(temperatures)} temperatures but {len(axes)} axes")
+    for i, (ax, t) in enumerate(zip(axes, temperatures)):
+        plot_soft_targets(logits, t, classes, ax=ax)
+        if i:
+            ax.set_ylabel("")
+    return axes[0].figure
+
+
+# --------------------------------------------------------------------------------- dark knowledge
+def plot_dark_knowledge(soft_targets, classes, temperature, ax=None, annotate=True, hide_diagonal=True):
+    """Heatmap of the teacher's mean soft target (columns) for each true class (rows)."""
+    import seaborn as sns  # imported here: importing seaborn pulls in pyplot
+
+    m = _np(soft_targets)
+    k = len(classes)
+    if m.shape != (k, k):
+        raise ValueError(f"soft_targets must be ({k}, {k}) for {k} classes, got {m.shape}")
+    fig, ax = _fig_ax(ax, (7.5, 6))
+    mask = np.eye(k, dtype=bool) if hide_diagonal else None
+    sns.heatmap(m, mask=mask, ax=ax, annot=annotate, fmt=".3f", annot_kws={"fontsize": 7}, cmap="viridis",
+                xticklabels=list(classes), yticklabels=list(classes), square=True,
+                cbar_kws={"label": "mean soft-target probability"})
+    ax.set_xticklabels(list(classes), rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticklabels(list(classes), rotation=0)
+    ax.set_xlabel("class in the soft target")
+    ax.set_ylabel("true class")
+    hidden = " (diagonal hidden)" if hide_diagonal else ""
+    ax.set_title(f"Teacher's mean soft targets at T = {temperature:g}{hidden}")
+    return fig
+
+
+def most_similar_pairs(soft_targets, classes, k=5) -> list[tuple[str, str, float]]:
+    """The ``k`` class pairs with the largest symmetric off-diagonal value (m[i,j] + m[j,i]) / 2."""
+    m = _np(soft_targets)
+    if m.shape != (len(classes), len(classes)):
+        raise ValueError(f"soft_targets must be ({len(classes)}, {len(classes)}), got {m.shape}")
+    sym = (m + m.T) / 2
+    rows, cols = np.triu_indices(len(classes), k=1)
+    order = np.argsort(-sym[rows, cols], kind="stable")[:k]
+    return [(classes[rows[o]], classes[cols[o]], float(sym[rows[o], cols[o]])) for o in order]
+
+
+# ------------------------------------------------------------------------------------- training
+def _series(history, key, scale=1.0, where="steps", x="step"):
+    """``(x, y)`` arrays of ``key`` over the history's steps or epochs, skipping missing/None values."""
+    rows = [r for r in getattr(history, where) if r.get(key) is not None]
+    return np.array([r[x] for r in rows], dtype=float), np.array([r[key] for r in rows], dtype=float) * scale
+
+
+def _history_axes(axes):
+    if axes is None:
+        fig = Figure(figsize=(11, 3.8), layout="constrained")
+        axes = fig.subplots(1, 2)
+    loss_ax, acc_ax = axes
+    loss_ax.set(title="Training loss", xlabel="step", ylabel="loss")
+    acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return loss_ax, acc_ax
+
+
+def _finish(ax, empty_text):
+    if ax.lines:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, empty_text, transform=ax.transAxes, ha="center", va="center", color="gray")
+
+
+def _plot_one_run(loss_ax, acc_ax, history, terms, smooth):
+    for i, term in enumerate(terms or ["total", *history.term_names]):
+        x, y = _series(history, term)
+        if x.size:
+            loss_ax.plot(x, y, color=f"C{i}", alpha=0.25, lw=0.8)                    # raw, faint
+            loss_ax.plot(x, _moving_average(y, smooth), color=f"C{i}", label=term)   # smoothed
+    for key, name in (("train_acc", "train"), ("test_acc", "test")):
+        x, y = _series(history, key, 100.0, "epochs", "epoch")
+        if x.size:
+            acc_ax.plot(x, y, marker="o", label=name)
+
+
+def _plot_many_runs(loss_ax, acc_ax, runs, smooth):
+    for i, (label, h) in enumerate(runs):
+        x, y = _series(h, "total")
+        if x.size:
+            loss_ax.plot(x, _moving_average(y, smooth), color=f"C{i}", label=label)
+        x, y = _series(h, "test_acc", 100.0, "epochs", "epoch")
+        if x.size:
+            acc_ax.plot(x, y, marker="o", color=f"C{i}", label=label)
+    loss_ax.set_title("Training loss (total)")
+    acc_ax.set_title("Test accuracy")
+
+
+def plot_history(history, axes=None, terms=None, smooth=10):
+    """Loss terms against step (left) and train/test accuracy in % against epoch (right).
+
+    ``history`` is one :class:`kd_lab.train.History`, or a list of ``(label, History)`` to overlay runs
+    (then the smoothed total loss and the test accuracy of each run, one line per run). Losses are
+    smoothed by a moving average over ``smooth`` steps, the raw values drawn faintly behind.
+    """
+    loss_ax, acc_ax = _history_axes(axes)
+    if hasattr(history, "steps"):
+        _plot_one_run(loss_ax, acc_ax, history, terms, smooth)
+    else:
+        _plot_many_runs(loss_ax, acc_ax, history, smooth)
+    _finish(loss_ax, "no steps yet")
+    _finish(acc_ax, "no finished epoch yet")
+    return loss_ax.figure
+
+
+# ------------------------------------------------------------------------------ comparing runs
+def _zoom_and_label(ax, results, means, stds) -> None:
+    """y limits around the seeds and the error bars (not from 0); "mean ± std" above each bar."""
+    values = np.concatenate([_np(v).ravel() for v in results.values()] + [means - stds, means + stds])
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    span = max(hi - lo, 1e-3 * max(abs(hi), 1.0))
+    ax.set_ylim(lo - 0.25 * span, hi + 0.3 * span)
+    for i, (m, s) in enumerate(zip(means, stds)):
+        ax.text(i, m + s + 0.05 * span, f"{m:.2f} ± {s:.2f}", ha="center", va="bottom", fontsize=8)
+
+
+def plot_runs_bar(results, ax=None, ylabel="test accuracy (%)", title=None):
+    """Mean ± std (ddof=1) bar per label, each seed as a black dot; y zoomed to the data."""
+    fig, ax = _fig_ax(ax, (max(4.0, 1.3 * len(results) + 1.5), 3.8))
+    labels = list(results)
+    stats = np.array([_mean_std(results[k]) for k in labels], dtype=float).reshape(-1, 2)
+    means, stds = stats[:, 0], stats[:, 1]
+    x = np.arange(len(labels))
+    ax.bar(x, means, yerr=stds, capsize=5, color=[f"C{i}" for i in x], alpha=0.75)
+    for i, label in enumerate(labels):
+        seeds = _np(results[label]).ravel()
+        jitter = np.linspace(-0.15, 0.15, seeds.size) if seeds.size > 1 else np.zeros(seeds.size)
+        ax.plot(i + jitter, seeds, "o", color="black", ms=4, zorder=3)    # deterministic jitter
+    if labels:
+        _zoom_and_label(ax, results, means, stds)
+    tilt = len(labels) > 3
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=20 if tilt else 0, ha="right" if tilt else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else "mean ± std over seeds (dots: single seeds)")
+    return fig
+
+
+def plot_sweep(x_values, results, xlabel, ax=None, ylabel="test accuracy (%)", baseline=None, log_x=False):
+    """Mean ± std over seeds against a swept setting, one line per label; optional baseline bands."""
+    fig, ax = _fig_ax(ax, (6, 3.8))
+    x = _np(x_values).ravel()
+    for i, (label, per_x) in enumerate(results.items()):
+        if len(per_x) != x.size:
+            raise ValueError(f"{label!r} has {len(per_x)} entries for {x.size} x values")
+        m, s = np.array([_mean_std(v) for v in per_x]).T
+        ax.plot(x, m, marker="o", color=f"C{i}", label=label)
+        ax.fill_between(x, m - s, m + s, color=f"C{i}", alpha=0.2)
+    for j, (label, seeds) in enumerate((baseline or {}).items(), start=len(results)):
+        m, s = _mean_std(seeds)
+        ax.axhline(m, color=f"C{j}", ls="--", label=label)
+        ax.axhspan(m - s, m + s, color=f"C{j}", alpha=0.12)
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel} against {xlabel} (mean ± std over seeds)")
+    if ax.lines:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_per_class(per_class, classes, ax=None, highlight=None):
+    """Grouped bars: accuracy (%) of each class, one bar per label; ``highlight`` marks one class in red."""
+    fig, ax = _fig_ax(ax, (max(6.0, 0.8 * len(classes)), 3.8))
+    k, n = len(classes), max(len(per_class), 1)
+    width = 0.8 / n
+    for i, (label, acc) in enumerate(per_class.items()):
+        a = _np(acc).ravel()
+        if a.size != k:
+            raise ValueError(f"{label!r} has {a.size} accuracies for {k} classes")
+        a = a * 100 if np.nanmax(a, initial=0) <= 1 else a          # fractions -> %
+        ax.bar(np.arange(k) - 0.4 + width * (i + 0.5), a, width, color=f"C{i}", label=label)
+    _class_ticks(ax, classes)
+    if highlight is not None:
+        tick = ax.get_xticklabels()[highlight]
+        tick.set_color("red")
+        tick.set_fontweight("bold")
+    ax.set(ylim=(0, 120), yticks=range(0, 101, 20), ylabel="accuracy (%)", title="Accuracy per class")
+    if per_class:
+        ax.legend(fontsize=8, loc="upper center", ncols=len(per_class))     # in the free band above 100 %
+    return fig
+
+
+# ---------------------------------------------------------------------------------------- images
+def _display_images(images) -> np.ndarray:
+    """(N, H, W) or (N, H, W, 3) floats in [0, 1], each image rescaled on its own."""
+    x = _np(images)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or x.shape[0] == 0:
+        raise ValueError(f"images must be (N, C, H, W) with N > 0 and C in (1, 3), got {x.shape}")
+    lo = x.min(axis=(1, 2, 3), keepdims=True)
+    hi = x.max(axis=(1, 2, 3), keepdims=True)
+    x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+
+
+def _mosaic(x: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
+    """The images in a grid of ``ncols`` columns, ``pad`` white pixels between them."""
+    n, h, w = x.shape[:3]
+    nrows = math.ceil(n / ncols)
+    out = np.ones((nrows * (h + pad) - pad, ncols * (w + pad) - pad, *x.shape[3:]))
+    for i, img in enumerate(x):
+        r, c = divmod(i, ncols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = img
+    return out
+
+
+def _title_cell(ax, classes, label, prediction) -> None:
+    wrong = prediction is not None and prediction != label
+    title = f"{classes[label]} → {classes[prediction]}" if wrong else classes[label]
+    ax.set_title(title, fontsize=7, color="red" if wrong else "black")
+
+
+def plot_images(images, labels, classes, ncols=8, ax=None, predictions=None):
+    """A grid of images titled by class ("true → predicted" in red when a prediction is wrong).
+
+    With ``ax`` given, the grid is drawn as one mosaic image inside it, without titles.
+    """
+    x = _display_images(images)
+    cmap = "gray" if x.ndim == 3 else None
+    ncols = max(1, min(ncols, len(x)))
+    if ax is not None:
+        ax.imshow(_mosaic(x, ncols), cmap=cmap, vmin=0, vmax=1)
+        ax.set_axis_off()
+        return ax.figure
+    nrows = math.ceil(len(x) / ncols)
+    fig = Figure(figsize=(1.3 * ncols, 1.45 * nrows), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    y = None if labels is None else _np(labels, np.int64).ravel()
+    p = None if predictions is None else _np(predictions, np.int64).ravel()
+    for a in grid[len(x):]:
+        a.remove()                                                   # unused cells of the last row
+    for i, a in enumerate(grid[: len(x)]):
+        a.imshow(x[i], cmap=cmap, vmin=0, vmax=1)
+        a.set_axis_off()
+        if y is not None:
+            _title_cell(a, classes, int(y[i]), None if p is None else int(p[i]))
+    return fig
+
+
+# -------------------------------------------------------------------------------- gradient norms
+def plot_gradient_norms(temperatures, norms, ax=None):
+    """Gradient norm of the KD loss against T (log y): without T² it falls like 1/T²."""
+    fig, ax = _fig_ax(ax, (5.5, 3.8))
+    t = _np(temperatures).ravel()
+    for i, (label, values) in enumerate(norms.items()):
+        v = _np(values).ravel()
+        if v.size != t.size:
+            raise ValueError(f"{label!r} has {v.size} values for {t.size} temperatures")
+        ax.plot(t, v, marker="o", color=f"C{i}", label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(t)
+    ax.set_xticklabels([f"{v:g}" for v in t])
+    ax.set(xlabel="temperature T", ylabel="gradient norm (log scale)",
+           title="Size of the KD loss gradient against temperature")
+    if norms:
+        ax.legend(fontsize=8)
+    return fig
+
+
+# ------------------------------------------------------------------------------------- rendering
+def figure_to_png(fig, dpi=80) -> bytes:
+    """PNG bytes of ``fig`` rendered with Agg (for ``ipywidgets.Image``)."""
+    if type(fig.canvas) is FigureCanvasBase:   # a bare Figure; leave a pyplot/ipympl canvas alone
+        FigureCanvasAgg(fig)
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -1,0 +1,222 @@
+"""Notebook panels: thin ipywidgets wrappers over :mod:`kd_lab.train` and :mod:`kd_lab.viz`.
+
+* :class:`TrainingPanel` — sliders for a method's knobs, Train and Stop buttons, live plots of every loss
+  term and of test accuracy, and a table of the runs done so far. Training runs in a background thread
+  so the notebook stays responsive; ``sync=True`` runs it in the caller's thread (tests, nbval).
+* :class:`SoftTargetPanel` — a temperature slider over a teacher's real logits: one image's soft targets
+  and the class-by-class "dark knowledge" matrix.
+
+Plots are rendered to PNG into ``ipywidgets.Image`` widgets (no pyplot, safe from a thread); the last
+drawn Figure is kept as ``panel.figure`` so that tests can read what was drawn.
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+from dataclasses import fields
+
+import ipywidgets as w
+
+from . import viz
+from .analysis import soft_targets_by_class
+from .experiments import Setting, run_method
+from .methods import METHODS, method_options
+from .train import History, pick_device
+from .zoo import get_teacher
+
+__all__ = ["TrainingPanel", "SoftTargetPanel", "KNOB_SPECS"]
+
+# knob -> (min, max, step, label). Setting fields (labeled, epochs, ...) or method options (temperature, ...).
+KNOB_SPECS = {
+    "temperature": (0.5, 20.0, 0.5, "temperature T"),
+    "alpha": (0.0, 1.0, 0.05, "α (weight of the KD term)"),
+    "beta": (0.0, 16.0, 0.5, "β (weight of NCKD)"),
+    "labeled": (100, 60000, 100, "labeled images"),
+    "epochs": (1, 100, 1, "epochs"),
+}
+_SETTING_FIELDS = {f.name for f in fields(Setting)}
+
+
+def _slider(name: str, value):
+    if name not in KNOB_SPECS:
+        raise ValueError(f"no slider for knob {name!r}; known knobs: {sorted(KNOB_SPECS)}")
+    low, high, step, label = KNOB_SPECS[name]
+    cls = w.IntSlider if isinstance(step, int) else w.FloatSlider
+    return cls(value=value, min=low, max=high, step=step, description=label,
+               style={"description_width": "initial"}, continuous_update=False,
+               layout=w.Layout(width="420px"))
+
+
+class _Panel:
+    """Shared plumbing: render a Figure into an Image widget and display ``self.widget``."""
+
+    widget: w.Widget
+
+    def _show(self, image: w.Image, fig) -> None:
+        self.figure = fig
+        image.value = viz.figure_to_png(fig)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+
+class TrainingPanel(_Panel):
+    """Train a student with ``method`` from a notebook, with sliders for ``knobs``.
+
+    ``knobs`` maps knob names to initial values, e.g. ``{"temperature": 4.0, "alpha": 0.9, "labeled": 1000}``;
+    a knob is either a field of :class:`kd_lab.experiments.Setting` or an option of the method.
+    """
+
+    def __init__(self, method: str = "kd", knobs: dict | None = None, setting: Setting | None = None,
+                 seed: int = 0, device="auto", teacher=None, sync: bool = False, redraw_s: float = 0.5,
+                 callback_every: int = 5):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+        self.method, self.seed, self.sync, self.redraw_s = method, seed, sync, redraw_s
+        self.callback_every = callback_every
+        self.setting = setting or Setting.default()
+        self.device = pick_device(device)
+        self.teacher = teacher
+        allowed = set(method_options(method)) | _SETTING_FIELDS
+        knobs = knobs if knobs is not None else {k: v for k, v in method_options(method).items() if k in KNOB_SPECS}
+        unknown = sorted(set(knobs) - allowed)
+        if unknown:
+            raise ValueError(f"method {method!r} has no knob(s) {unknown}; allowed: {sorted(allowed)}")
+        self.sliders = {name: _slider(name, value) for name, value in knobs.items()}
+        self.runs: list[dict] = []
+        self.figure = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_draw = 0.0
+        self._build()
+
+    def _build(self) -> None:
+        self.train_button = w.Button(description="Train", button_style="success", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.train_button.on_click(lambda _: self.train())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.status = w.HTML(f"ready: <b>{self.method}</b> on {self.device}")
+        self.plot = w.Image(format="png", layout=w.Layout(width="760px"))
+        self.table = w.HTML()
+        self.widget = w.VBox([*self.sliders.values(), w.HBox([self.train_button, self.stop_button]),
+                              self.status, self.plot, self.table])
+        self._show(self.plot, viz.plot_history(History()))
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def values(self) -> dict:
+        return {name: s.value for name, s in self.sliders.items()}
+
+    def train(self) -> dict | None:
+        """Start a run with the sliders' values; returns its record (in ``self.runs``)."""
+        if self.running:
+            self.status.value = "a run is in progress: press Stop first"
+            return None
+        values = self.values()
+        setting = Setting(**{**vars(self.setting), **{k: v for k, v in values.items() if k in _SETTING_FIELDS}})
+        options = {k: v for k, v in values.items() if k not in _SETTING_FIELDS}
+        record = {"run": len(self.runs) + 1, **values, "history": History(), "status": "running"}
+        self.runs.append(record)
+        self._stop.clear()
+        self.train_button.disabled, self.stop_button.disabled = True, False
+        job = lambda: self._run(record, setting, options)  # noqa: E731
+        if self.sync:
+            job()
+        else:
+            self._thread = threading.Thread(target=job, daemon=True)
+            self._thread.start()
+        return record
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step; its curves and history are kept."""
+        self._stop.set()
+        self.status.value = "stopping…"
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, record: dict, setting: Setting, options: dict) -> None:
+        h = record["history"]
+        try:
+            if self.teacher is None and METHODS[self.method].needs_teacher:
+                self.status.value = "loading the teacher…"
+                self.teacher = get_teacher(setting.dataset, device=self.device, verbose=False)
+            self.status.value = f"training run {record['run']}…"
+            run_method(self.method, setting, seed=self.seed, device=self.device, teacher=self.teacher,
+                       progress=False, callback=self._on_progress, callback_every=self.callback_every,
+                       stop=self._stop, history=h, **options)
+            record["status"] = h.status
+            self.status.value = f"run {record['run']} {h.status}: test accuracy {_pct(h.test_acc)}"
+        except Exception as err:  # noqa: BLE001 - shown in the panel; the history is kept
+            record["status"] = "failed"
+            self.status.value = f"<span style='color:#b00'>run {record['run']} failed: {html.escape(str(err))}</span>"
+        finally:
+            self.train_button.disabled, self.stop_button.disabled = False, True
+            self._redraw(h, force=True)
+
+    def _on_progress(self, h: History) -> None:
+        last = h.epochs[-1] if h.epochs else None
+        epoch_text = f"epoch {last['epoch']}/{h.config.get('epochs')} · test acc {_pct(last['test_acc'])}" if last else ""
+        self.status.value = f"run {len(self.runs)} · step {len(h.steps)} {epoch_text}"
+        self._redraw(h)
+
+    def _redraw(self, h: History, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < self.redraw_s:
+            return
+        self._last_draw = now
+        self._show(self.plot, viz.plot_history(h))
+        self.table.value = self.runs_table_html()
+
+    def runs_table_html(self) -> str:
+        """The runs of this session: knob values, status, accuracy, speed."""
+        head = ["run", *self.sliders, "status", "test acc", "images/s", "wall s"]
+        rows = []
+        for r in self.runs:
+            h = r["history"]
+            cells = [r["run"], *(r[k] for k in self.sliders), r["status"], _pct(h.test_acc),
+                     f"{h.images_per_s:.0f}" if h.images_per_s else "–", f"{h.wall_s:.1f}"]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        header = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in head) + "</tr>"
+        return f"<table>{header}{''.join(rows)}</table>"
+
+
+def _pct(acc) -> str:
+    return f"{100 * acc:.2f} %" if acc is not None else "–"
+
+
+class SoftTargetPanel(_Panel):
+    """Temperature slider over a teacher's logits: one image's soft targets, and the dark-knowledge matrix.
+
+    ``logits`` (N, K) are the teacher's logits on ``labels`` (N,) real test images.
+    """
+
+    def __init__(self, logits, labels, classes, temperature: float = 4.0, index: int = 0):
+        self.logits, self.labels, self.classes = logits.float().cpu(), labels.cpu(), list(classes)
+        self.temperature = _slider("temperature", temperature)
+        self.index = w.IntSlider(value=index, min=0, max=len(self.logits) - 1, description="test image",
+                                 continuous_update=False)
+        self.bars = w.Image(format="png", layout=w.Layout(width="520px"))
+        self.matrix = w.Image(format="png", layout=w.Layout(width="520px"))
+        self.pairs = w.HTML()
+        self.temperature.observe(lambda _: self.redraw(), names="value")
+        self.index.observe(lambda _: self.redraw(), names="value")
+        self.widget = w.VBox([self.temperature, self.index, w.HBox([self.bars, self.matrix]), self.pairs])
+        self.redraw()
+
+    def redraw(self) -> None:
+        t, i = self.temperature.value, self.index.value
+        fig = viz.plot_soft_targets(self.logits[i], t, self.classes)
+        fig.axes[0].set_title(f"true class: {self.classes[int(self.labels[i])]} · " + fig.axes[0].get_title())
+        self.bars_figure = fig
+        self._show(self.bars, fig)
+        soft = soft_targets_by_class(self.logits, self.labels, t, len(self.classes))
+        self.matrix_figure = viz.plot_dark_knowledge(soft, self.classes, t, annotate=False)
+        self.matrix.value = viz.figure_to_png(self.matrix_figure)
+        pairs = viz.most_similar_pairs(soft, self.classes, k=3)
+        self.pairs.value = "most similar classes: " + "; ".join(f"{a} ↔ {b} ({v:.3f})" for a, b, v in pairs)

@@ -1,0 +1,338 @@
+"""kd_lab.viz: each plot is checked for what it draws (axes, titles, labels, bar heights, ranges), not only
+that it runs; no pyplot figure is ever created and importing the module changes no global state."""
+import math
+import subprocess
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import to_rgba
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+
+from kd_lab import viz
+from kd_lab.train import History
+
+CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat"]
+K = len(CLASSES)
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    """Every test: no pyplot figure before or after (viz must never touch pyplot's global state)."""
+    assert plt.get_fignums() == []
+    yield
+    assert plt.get_fignums() == []
+
+
+def fresh_ax():
+    fig = Figure(layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def bar_patches(ax):
+    return [p for p in ax.patches if p.get_height() is not None]
+
+
+def seed_dots(ax):
+    return [ln for ln in ax.lines if ln.get_marker() == "o"]
+
+
+def history(n_steps=30, n_epochs=3, test=True):
+    steps = [{"step": i, "epoch": i // 10, "total": 2.0 - 0.01 * i, "ce": 1.0 - 0.005 * i, "kd": 1.0 - 0.005 * i,
+              "lr": 0.1} for i in range(n_steps)]
+    epochs = [{"epoch": e, "train_acc": 0.5 + 0.1 * e, "test_acc": (0.4 + 0.1 * e) if test else None}
+              for e in range(1, n_epochs + 1)]
+    return History(steps=steps, epochs=epochs)
+
+
+# ---------------------------------------------------------------------------------- soft targets
+def test_soft_target_bars_are_the_tempered_softmax_and_the_title_gives_its_entropy():
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.0, 0.0])
+    fig = viz.plot_soft_targets(logits, 2.0, CLASSES)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    p = torch.softmax(logits / 2.0, 0)
+    heights = [b.get_height() for b in ax.patches]
+    assert np.allclose(heights, p.numpy(), atol=1e-6)
+    entropy = float(-(p * p.log()).sum())
+    assert ax.get_title() == f"T = 2, entropy {entropy:.2f} nats"
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert ax.get_ylim() == (0.0, 1.0)
+    assert ax.get_ylabel()
+    top = int(p.argmax())
+    colors = [to_rgba(b.get_facecolor()) for b in ax.patches]
+    assert all(colors[i] != colors[top] for i in range(K) if i != top)
+    assert len({c for i, c in enumerate(colors) if i != top}) == 1
+
+
+def test_soft_targets_accept_lists_and_draw_into_a_given_ax():
+    fig, ax = fresh_ax()
+    out = viz.plot_soft_targets([0.0] * K, 1, CLASSES, ax=ax)
+    assert out is ax.figure and fig.axes == [ax]
+    assert np.allclose([b.get_height() for b in ax.patches], 1 / K)
+    assert f"entropy {math.log(K):.2f} nats" in ax.get_title()
+
+
+def test_soft_targets_reject_bad_input():
+    with pytest.raises(ValueError):
+        viz.plot_soft_targets(torch.zeros(K), 0.0, CLASSES)
+    with pytest.raises(ValueError):
+        viz.plot_soft_targets(torch.zeros(K + 1), 1.0, CLASSES)
+
+
+def test_temperatures_one_subplot_per_temperature_in_one_row_with_shared_y():
+    logits = torch.tensor([4.0, 1.0, 0.0, -1.0, 2.0])
+    temps = [1, 4, 10]
+    fig = viz.plot_temperatures(logits, temps, CLASSES)
+    assert len(fig.axes) == 3
+    assert [ax.get_title().split(",")[0] for ax in fig.axes] == ["T = 1", "T = 4", "T = 10"]
+    assert len({ax.get_position().y0 for ax in fig.axes}) == 1                  # one row
+    assert fig.axes[1].get_shared_y_axes().joined(fig.axes[0], fig.axes[2])
+    for ax, t in zip(fig.axes, temps):
+        assert np.allclose([b.get_height() for b in ax.patches], torch.softmax(logits / t, 0).numpy(), atol=1e-6)
+    # higher temperature -> softer targets -> higher entropy in the titles
+    entropies = [float(ax.get_title().split("entropy ")[1].split()[0]) for ax in fig.axes]
+    assert entropies == sorted(entropies) and entropies[0] < entropies[-1]
+
+
+def test_temperatures_into_given_axes():
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    assert viz.plot_temperatures(torch.zeros(K), [1, 2], CLASSES, axes=axes) is fig
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError):
+        viz.plot_temperatures(torch.zeros(K), [1, 2, 3], CLASSES, axes=axes)
+
+
+# -------------------------------------------------------------------------------- dark knowledge
+def soft_matrix():
+    m = np.full((K, K), 0.01)
+    np.fill_diagonal(m, 0.9)
+    m[0, 2], m[2, 0] = 0.06, 0.02          # T-shirt <-> Pullover: 0.04
+    m[2, 4], m[4, 2] = 0.05, 0.07          # Pullover <-> Coat: 0.06
+    return m / m.sum(1, keepdims=True)
+
+
+def test_dark_knowledge_heatmap_masks_the_diagonal_and_names_the_classes():
+    m = soft_matrix()
+    fig = viz.plot_dark_knowledge(torch.tensor(m), CLASSES, 4.0)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 2                                             # heatmap + colour bar
+    assert "T = 4" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert "true" in ax.get_ylabel().lower()
+    values = ax.collections[0].get_array()
+    assert np.ma.getmaskarray(values).reshape(K, K).tolist() == np.eye(K, dtype=bool).tolist()
+    assert np.allclose(values.reshape(K, K)[~np.eye(K, dtype=bool)], m[~np.eye(K, dtype=bool)])
+    assert len(ax.texts) == K * K - K                                     # annotations, off-diagonal only
+    # the colour scale is set by the off-diagonal entries, not by the large diagonal
+    assert ax.collections[0].get_clim()[1] == pytest.approx(m[~np.eye(K, dtype=bool)].max())
+
+
+def test_dark_knowledge_without_mask_or_annotations_into_a_given_ax():
+    fig, ax = fresh_ax()
+    out = viz.plot_dark_knowledge(soft_matrix(), CLASSES, 2, ax=ax, annotate=False, hide_diagonal=False)
+    assert out is fig and fig.axes[0] is ax and len(fig.axes) == 2      # the colour bar is the only new axes
+    assert len(ax.texts) == 0
+    assert not np.ma.getmaskarray(ax.collections[0].get_array()).any()
+    with pytest.raises(ValueError):
+        viz.plot_dark_knowledge(np.ones((K, K + 1)), CLASSES, 2)
+
+
+def test_most_similar_pairs_on_a_hand_made_matrix():
+    m = soft_matrix()
+    pairs = viz.most_similar_pairs(m, CLASSES, k=2)
+    assert [(a, b) for a, b, _ in pairs] == [("Pullover", "Coat"), ("T-shirt", "Pullover")]
+    assert pairs[0][2] == pytest.approx((m[2, 4] + m[4, 2]) / 2)
+    assert pairs[1][2] == pytest.approx((m[0, 2] + m[2, 0]) / 2)
+    everything = viz.most_similar_pairs(torch.tensor(m), CLASSES, k=100)
+    assert len(everything) == K * (K - 1) // 2
+    assert [v for *_, v in everything] == sorted((v for *_, v in everything), reverse=True)
+    assert all(CLASSES.index(a) < CLASSES.index(b) for a, b, _ in everything)
+    assert all(isinstance(v, float) for *_, v in everything)
+
+
+# -------------------------------------------------------------------------------------- history
+def test_history_plots_every_term_and_accuracy_in_percent():
+    h = history()
+    fig = viz.plot_history(h, smooth=5)
+    loss_ax, acc_ax = fig.axes
+    assert (loss_ax.get_xlabel(), acc_ax.get_xlabel()) == ("step", "epoch")
+    assert "%" in acc_ax.get_ylabel() and loss_ax.get_title() and acc_ax.get_title()
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["total", "ce", "kd"]
+    assert len(loss_ax.lines) == 6                                          # raw (faint) + smoothed per term
+    raw, smooth = loss_ax.lines[0], loss_ax.lines[1]
+    assert raw.get_alpha() < 1 and np.allclose(raw.get_ydata(), [s["total"] for s in h.steps])
+    y = np.array([s["total"] for s in h.steps])
+    assert smooth.get_ydata()[-1] == pytest.approx(y[-5:].mean())
+    assert smooth.get_ydata()[0] == pytest.approx(y[0])
+    train, test = acc_ax.lines
+    assert np.allclose(train.get_ydata(), [60, 70, 80]) and np.allclose(test.get_ydata(), [50, 60, 70])
+    assert list(train.get_xdata()) == [1, 2, 3] and train.get_marker() == "o"
+
+
+def test_history_empty_and_without_epochs_and_chosen_terms():
+    fig = viz.plot_history(History())
+    assert len(fig.axes) == 2 and all(ax.get_title() for ax in fig.axes)
+    assert all(len(ax.lines) == 0 for ax in fig.axes)
+    fig = viz.plot_history(history(n_epochs=0), terms=["kd"])
+    loss_ax, acc_ax = fig.axes
+    assert len(loss_ax.lines) == 2 and len(acc_ax.lines) == 0
+    fig = viz.plot_history(history(test=False))                         # test_acc None: train line only
+    assert len(fig.axes[1].lines) == 1
+
+
+def test_history_overlays_several_runs_into_given_axes():
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    runs = [("scratch", history()), ("KD", history(n_steps=20, n_epochs=2)), ("new", History())]
+    assert viz.plot_history(runs, axes=axes) is fig and len(fig.axes) == 2
+    loss_ax, acc_ax = axes
+    assert [ln.get_label() for ln in loss_ax.lines] == ["scratch", "KD"]
+    assert [ln.get_label() for ln in acc_ax.lines] == ["scratch", "KD"]
+    assert np.allclose(acc_ax.lines[1].get_ydata(), [50, 60])
+
+
+# --------------------------------------------------------------------------------- runs and sweeps
+def test_runs_bar_heights_are_means_and_error_bars_sample_stds():
+    results = {"scratch": [80.0, 82.0, 81.0], "KD": [84.5, 85.5], "one seed": [83.0]}
+    fig = viz.plot_runs_bar(results, title="Fashion-MNIST")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and ax.get_title() == "Fashion-MNIST" and "%" in ax.get_ylabel()
+    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars.patches) == 3
+    means = [np.mean(v) for v in results.values()]
+    stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in results.values()]
+    assert np.allclose([b.get_height() for b in bars.patches], means)
+    segments = bars.errorbar.lines[2][0].get_segments()
+    assert np.allclose([s[1][1] - s[0][1] for s in segments], [2 * s for s in stds])
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(results)
+    dots = np.concatenate([ln.get_ydata() for ln in seed_dots(ax)])
+    assert sorted(dots) == sorted(sum(results.values(), []))
+    assert [t.get_text() for t in ax.texts] == [f"{m:.2f} ± {s:.2f}" for m, s in zip(means, stds)]
+    lo, hi = ax.get_ylim()
+    assert 70 < lo < 80 and 85.5 < hi < 95                                # zoomed, not from 0
+
+
+def test_runs_bar_jitter_is_deterministic_and_ax_is_reused():
+    results = {"a": [1.0, 2.0, 3.0, 4.0]}
+    xs = [seed_dots(viz.plot_runs_bar(results).axes[0])[0].get_xdata() for _ in range(2)]
+    assert np.array_equal(xs[0], xs[1]) and len(set(xs[0])) == 4
+    fig, ax = fresh_ax()
+    assert viz.plot_runs_bar(results, ax=ax, ylabel="loss") is fig and fig.axes == [ax]
+    assert ax.get_ylabel() == "loss"
+
+
+def test_sweep_lines_of_means_with_bands_and_a_baseline():
+    x = [1, 2, 4, 8]
+    results = {"KD": [[80, 82], [83, 85], [86, 86], [84]], "FitNets": [[81], [82], [83], [84]]}
+    fig = viz.plot_sweep(x, results, "temperature T", baseline={"scratch": [79, 81]}, log_x=True)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "temperature T" and "%" in ax.get_ylabel()
+    kd, fit, base = ax.lines
+    assert np.allclose(kd.get_ydata(), [81, 84, 86, 84]) and list(kd.get_xdata()) == x
+    assert np.allclose(base.get_ydata(), [80, 80])
+    assert len(ax.collections) == 2                                       # one ± std band per label
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["KD", "FitNets", "scratch"]
+    with pytest.raises(ValueError):
+        viz.plot_sweep(x, {"KD": [[1]]}, "T")
+
+
+def test_sweep_linear_into_a_given_ax():
+    fig, ax = fresh_ax()
+    assert viz.plot_sweep([0.1, 0.5, 0.9], {"KD": [[1, 2], [2, 3], [3, 4]]}, "alpha", ax=ax) is fig
+    assert fig.axes == [ax] and ax.get_xscale() == "linear"
+
+
+def test_per_class_grouped_bars_in_percent_with_highlighted_class():
+    per_class = {"teacher": [0.9, 0.8, 0.7, 0.95, 0.6], "student": [85, 75, 0, 90, 55]}
+    fig = viz.plot_per_class(per_class, CLASSES, highlight=2)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * K
+    assert np.allclose([p.get_height() for p in ax.containers[0]], [90, 80, 70, 95, 60])
+    assert np.allclose([p.get_height() for p in ax.containers[1]], per_class["student"])
+    assert ax.get_ylim()[1] >= 100 and "%" in ax.get_ylabel()
+    ticks = ax.get_xticklabels()
+    assert [t.get_text() for t in ticks] == CLASSES
+    assert to_rgba(ticks[2].get_color()) == to_rgba("red") and ticks[2].get_fontweight() == "bold"
+    assert to_rgba(ticks[0].get_color()) != to_rgba("red")
+    # bars of one class sit side by side around the class tick
+    centers = [p.get_x() + p.get_width() / 2 for p in ax.containers[0]]
+    assert all(c < i < c + 0.5 for i, c in enumerate(centers))
+
+
+# ---------------------------------------------------------------------------------------- images
+def test_images_grid_titles_and_wrong_predictions_in_red():
+    images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    preds = labels.clone()
+    preds[3] = 0
+    fig = viz.plot_images(images, labels, CLASSES, ncols=4, predictions=preds)
+    assert len(fig.axes) == 10                                             # unused grid cells removed
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "T-shirt" and titles[3] == "Dress → T-shirt"
+    assert to_rgba(fig.axes[3].title.get_color()) == to_rgba("red")
+    assert to_rgba(fig.axes[0].title.get_color()) != to_rgba("red")
+    img = fig.axes[0].images[0]
+    assert img.get_cmap().name == "gray" and img.get_array().shape == (8, 8)
+    assert img.get_array().min() == 0 and img.get_array().max() == 1     # rescaled to [0, 1]
+
+
+def test_images_color_normalized_float_and_mosaic_into_a_given_ax():
+    images = torch.randn(5, 3, 6, 7)
+    fig = viz.plot_images(images, [0, 1, 2, 3, 4], CLASSES, ncols=8)
+    assert len(fig.axes) == 5 and fig.axes[0].images[0].get_array().shape == (6, 7, 3)
+    fig, ax = fresh_ax()
+    assert viz.plot_images(images, [0, 1, 2, 3, 4], CLASSES, ncols=3, ax=ax) is fig
+    assert fig.axes == [ax] and len(ax.images) == 1 and ax.get_title() == ""
+    mosaic = np.asarray(ax.images[0].get_array())
+    assert mosaic.shape == (2 * 6 + 1, 3 * 7 + 2, 3)                     # 2 rows x 3 columns, 1-px gaps
+    assert mosaic.min() >= 0 and mosaic.max() <= 1
+    first = (images[0] - images[0].min()) / (images[0].max() - images[0].min())
+    assert np.allclose(mosaic[:6, :7], first.permute(1, 2, 0).numpy(), atol=1e-6)
+
+
+# -------------------------------------------------------------------------------- gradient norms
+def test_gradient_norms_log_y_one_line_per_label():
+    temps = [1, 2, 4, 8]
+    norms = {"with T²": [1.0, 1.0, 1.0, 1.0], "without T²": [1 / t ** 2 for t in temps]}
+    fig = viz.plot_gradient_norms(temps, norms)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "T" in ax.get_xlabel()
+    assert [ln.get_label() for ln in ax.lines] == list(norms)
+    assert np.allclose(ax.lines[1].get_ydata(), [1, 0.25, 0.0625, 0.015625])
+    fig2, ax2 = fresh_ax()
+    assert viz.plot_gradient_norms(temps, norms, ax=ax2) is fig2 and fig2.axes == [ax2]
+
+
+# ------------------------------------------------------------------------------------ rendering
+def test_figure_to_png_returns_png_bytes_and_every_plot_renders():
+    h = history()
+    figs = [viz.plot_soft_targets(torch.zeros(K), 1, CLASSES),
+            viz.plot_temperatures(torch.zeros(K), [1, 2], CLASSES),
+            viz.plot_dark_knowledge(soft_matrix(), CLASSES, 4),
+            viz.plot_history(h), viz.plot_history(History()),
+            viz.plot_runs_bar({"a": [1.0, 2.0]}), viz.plot_sweep([1, 2], {"a": [[1], [2]]}, "x", log_x=True),
+            viz.plot_per_class({"a": [0.5] * K}, CLASSES, highlight=0),
+            viz.plot_images(torch.zeros(3, 1, 4, 4), [0, 1, 2], CLASSES),
+            viz.plot_gradient_norms([1, 2], {"a": [1.0, 0.5]})]
+    for fig in figs:
+        png = viz.figure_to_png(fig, dpi=30)
+        assert isinstance(png, bytes) and png.startswith(b"\x89PNG\r\n\x1a\n")
+    # a highlighted tick label keeps its colour through a real draw
+    assert to_rgba(figs[7].axes[0].get_xticklabels()[0].get_color()) == to_rgba("red")
+
+
+def test_importing_viz_changes_no_global_state():
+    # the raw dict values: reading rcParams["backend"] the ordinary way would itself resolve the backend
+    code = ("import sys, matplotlib; r = matplotlib.rcParams; "
+            "snap = lambda: {k: dict.__getitem__(r, k) for k in dict.keys(r)}; before = snap(); "
+            "import kd_lab.viz; assert snap() == before and len(before) > 100; "
+            "assert 'matplotlib.pyplot' not in sys.modules and 'seaborn' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,118 @@
+"""Widgets driven headless: set slider values, press Train (synchronously), check history and plots; Stop."""
+import time
+
+import pytest
+import torch
+
+from kd_lab.analysis import softmax_t
+from kd_lab.data import FASHION_CLASSES
+from kd_lab.experiments import Setting
+from kd_lab.models import build_model
+from kd_lab.widgets import SoftTargetPanel, TrainingPanel
+
+SETTING = Setting(labeled=200, epochs=2, test_size=300, batch_size=50)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return build_model("student").eval()          # any network will do as the widget's teacher
+
+
+def make_panel(teacher, **kwargs):
+    knobs = kwargs.pop("knobs", {"temperature": 4.0, "alpha": 0.9, "labeled": 200})
+    return TrainingPanel("kd", knobs, SETTING, device="cpu", teacher=teacher, sync=kwargs.pop("sync", True),
+                         redraw_s=0.0, **kwargs)
+
+
+def test_train_uses_the_slider_values_and_redraws(teacher):
+    panel = make_panel(teacher)
+    empty_png = panel.plot.value
+    panel.sliders["temperature"].value = 8.0
+    panel.sliders["alpha"].value = 0.5
+    panel.sliders["labeled"].value = 300
+    panel.train_button.click()
+    run = panel.runs[-1]
+    h = run["history"]
+    assert run["status"] == "finished" and h.status == "finished"
+    assert h.config["temperature"] == 8.0 and h.config["alpha"] == 0.5 and h.config["train_size"] == 300
+    assert len(h.steps) == 2 * 6 and len(h.epochs) == 2
+    loss_ax, acc_ax = panel.figure.axes[:2]
+    plotted_steps = max(len(line.get_xdata()) for line in loss_ax.get_lines())
+    assert plotted_steps == len(h.steps)                             # the redraw saw every step
+    assert {"ce", "kd", "total"} <= {t.get_text() for t in loss_ax.get_legend().get_texts()}
+    assert panel.plot.value != empty_png and panel.plot.value[:4] == b"\x89PNG"
+    assert "8.0" in panel.table.value and "finished" in panel.table.value
+    assert "test accuracy" in panel.status.value
+    assert not panel.train_button.disabled and panel.stop_button.disabled
+
+
+def test_each_press_adds_a_run_to_the_table(teacher):
+    panel = make_panel(teacher)
+    panel.sliders["temperature"].value = 2.0
+    panel.train()
+    panel.sliders["temperature"].value = 16.0
+    panel.train()
+    assert [r["temperature"] for r in panel.runs] == [2.0, 16.0]
+    assert panel.table.value.count("<tr>") == 3                      # header + 2 runs
+
+
+def test_stop_ends_the_run_and_keeps_its_curves(teacher):
+    panel = make_panel(teacher, callback_every=1)
+    original = panel._on_progress
+
+    def progress_then_stop(h):
+        original(h)
+        if len(h.steps) == 3:
+            panel.stop_button.click()
+    panel._on_progress = progress_then_stop
+    panel.train_button.click()
+    run = panel.runs[-1]
+    assert run["status"] == "stopped" and len(run["history"].steps) == 3
+    assert max(len(line.get_xdata()) for line in panel.figure.axes[0].get_lines()) == 3
+    assert "stopped" in panel.status.value and "stopped" in panel.table.value
+
+
+def test_background_thread_keeps_the_caller_free(teacher):
+    panel = make_panel(teacher, sync=False)
+    panel.sliders["labeled"].value = 1000
+    t0 = time.perf_counter()
+    panel.train()
+    returned_after = time.perf_counter() - t0
+    assert panel.running and returned_after < 1.0
+    assert panel.train() is None and "in progress" in panel.status.value   # a second press is refused
+    panel.stop()
+    panel.wait(60)
+    assert not panel.running and panel.runs[0]["status"] in ("stopped", "finished")
+
+
+def test_a_failing_run_is_shown_and_the_panel_recovers(teacher):
+    panel = TrainingPanel("kd", {"temperature": 4.0}, Setting(dataset="nope", labeled=100, epochs=1),
+                          device="cpu", teacher=teacher, sync=True)
+    panel.train()
+    assert panel.runs[0]["status"] == "failed" and "unknown data set" in panel.status.value
+    assert not panel.train_button.disabled
+
+
+def test_bad_knobs_and_methods(teacher):
+    with pytest.raises(ValueError, match=r"method 'scratch' has no knob\(s\) \['temperature'\]"):
+        TrainingPanel("scratch", {"temperature": 4.0}, SETTING, device="cpu")
+    with pytest.raises(ValueError, match="unknown method 'kdx'"):
+        TrainingPanel("kdx", {}, SETTING, device="cpu")
+
+
+def test_soft_target_panel_redraws_for_the_new_temperature():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(60, 10, generator=g) * 4, torch.arange(60) % 10
+    panel = SoftTargetPanel(logits, labels, FASHION_CLASSES, temperature=1.0, index=3)
+    first = panel.bars.value
+    panel.temperature.value = 10.0
+    ax = panel.bars_figure.axes[0]
+    assert "T = 10" in ax.get_title() and FASHION_CLASSES[3] in ax.get_title()
+    heights = torch.tensor([p.get_height() for p in ax.patches], dtype=torch.float32)
+    torch.testing.assert_close(heights, softmax_t(logits[3], 10.0), atol=1e-6, rtol=0)
+    assert panel.bars.value != first
+    assert "T = 10" in panel.matrix_figure.axes[0].get_title() or "T=10" in panel.matrix_figure.axes[0].get_title()
+    panel.index.value = 7
+    assert FASHION_CLASSES[7] in panel.bars_figure.axes[0].get_title()
+    assert panel.pairs.value.startswith("most similar classes:")
