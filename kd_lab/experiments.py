@@ -15,7 +15,7 @@ from .models import build_model
 from .train import History, fit, pick_device, quick_mode, seed_everything
 from .zoo import get_teacher
 
-__all__ = ["Setting", "run_method", "run_seeds", "summarize", "load_data", "compare", "accuracies"]
+__all__ = ["Setting", "train_student", "run_method", "run_seeds", "summarize", "load_data", "compare", "accuracies"]
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Setting:
     lr: float = 0.05
     student: str = "student"
     test_size: int | None = None      # None = the whole test split
+    eval_every: int = 1               # measure test accuracy every N epochs (and after the last)
 
     @classmethod
     def default(cls, **overrides) -> "Setting":
@@ -59,13 +60,14 @@ def _subsets(setting: Setting, seed: int, device, train_indices=None):
     return train, test
 
 
-def run_method(method: str, setting: Setting | None = None, seed: int = 0, device="auto", teacher=None,
-               progress: bool = True, callback=None, callback_every: int = 50, stop=None,
-               history: History | None = None, train_indices=None, **options) -> History:
-    """Train a fresh student with ``method`` under ``setting`` for one seed; returns its History.
+def train_student(method: str, setting: Setting | None = None, seed: int = 0, device="auto", teacher=None,
+                  progress: bool = True, callback=None, callback_every: int = 50, stop=None,
+                  history: History | None = None, train_indices=None, **options):
+    """Train a fresh student with ``method`` under ``setting`` for one seed; returns ``(student, History)``.
 
-    ``callback``, ``stop`` and ``history`` go to :func:`kd_lab.train.fit`. ``train_indices`` (indices into
-    the training split) replaces the seeded labeled subset, e.g. a transfer set without one class.
+    ``callback``, ``callback_every``, ``stop`` and ``history`` go to :func:`kd_lab.train.fit`.
+    ``train_indices`` (indices into the training split) replaces the seeded labeled subset, e.g. a
+    transfer set without one class.
     """
     setting = setting or Setting.default()
     if method not in METHODS:
@@ -78,9 +80,15 @@ def run_method(method: str, setting: Setting | None = None, seed: int = 0, devic
     student = build_model(setting.student, in_channels=train.x.shape[1], num_classes=train.num_classes,
                           image_size=train.x.shape[-1])
     m = make_method(method, student, teacher, **options)
-    return fit(m, train, test, epochs=setting.epochs, batch_size=setting.batch_size, lr=setting.lr,
-               seed=seed, device=dev, progress=progress, callback=callback, callback_every=callback_every, stop=stop,
-               history=history)
+    h = fit(m, train, test, epochs=setting.epochs, batch_size=setting.batch_size, lr=setting.lr,
+            seed=seed, device=dev, eval_every=setting.eval_every, progress=progress, callback=callback,
+            callback_every=callback_every, stop=stop, history=history)
+    return m.student, h
+
+
+def run_method(method: str, setting: Setting | None = None, seed: int = 0, **kwargs) -> History:
+    """Like :func:`train_student`, returning the History only."""
+    return train_student(method, setting, seed, **kwargs)[1]
 
 
 def run_seeds(method: str, seeds=(0, 1, 2), setting: Setting | None = None, **kwargs) -> list[History]:

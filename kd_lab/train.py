@@ -74,8 +74,9 @@ class History:
 
     @property
     def test_acc(self) -> float | None:
-        """Test accuracy after the last finished epoch (None before the first)."""
-        return self.epochs[-1]["test_acc"] if self.epochs else None
+        """The last measured test accuracy (None before the first measurement)."""
+        measured = [e["test_acc"] for e in self.epochs if e["test_acc"] is not None]
+        return measured[-1] if measured else None
 
     @property
     def images_per_s(self) -> float | None:
@@ -143,9 +144,11 @@ def _optimizer(params, name: str, lr: float, weight_decay: float) -> torch.optim
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adamw'")
 
 
-def _check_fit_args(epochs, batch_size, lr, train):
+def _check_fit_args(epochs, batch_size, lr, train, eval_every=1):
     if not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(eval_every, int) or eval_every <= 0:
+        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not lr > 0:
@@ -157,15 +160,16 @@ def _check_fit_args(epochs, batch_size, lr, train):
 def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int = 10, batch_size: int = 128,
         lr: float = 0.05, weight_decay: float = 5e-4, optimizer: str = "sgd", seed: int = 0,
         device="auto", amp: str = "auto", augment: bool = True, callback=None, callback_every: int = 50,
-        stop=None, progress: bool = True, history: History | None = None) -> History:
+        stop=None, progress: bool = True, history: History | None = None, eval_every: int = 1) -> History:
     """Train ``method`` (a :class:`kd_lab.methods.Method`) on ``train``; evaluate on ``test`` every epoch.
 
     Cosine learning-rate schedule over all steps. bf16 autocast and channels_last on CUDA (``amp``).
     ``callback(history)`` runs every ``callback_every`` steps and after each epoch; ``stop`` (anything
     with ``is_set()``, e.g. ``threading.Event``) or Ctrl-C ends the run cleanly with its partial
     history. On any other error the history is kept on the exception as ``err.history``.
+    Accuracies are measured every ``eval_every`` epochs and after the last one (None in between).
     """
-    _check_fit_args(epochs, batch_size, lr, train)
+    _check_fit_args(epochs, batch_size, lr, train, eval_every)
     dev = pick_device(device)
     method.to(dev)
     if dev.type == "cuda":
@@ -202,8 +206,9 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
                     callback(h)
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt
-            _end_epoch(h, method, train, test, epoch, seen, t0, start, dev)
-            bar.set_postfix(loss=f"{h.steps[-1]['total']:.3f}", test_acc=f"{h.test_acc or 0:.3f}")
+            measure = epoch % eval_every == 0 or epoch == epochs
+            _end_epoch(h, method, train, test if measure else None, epoch, seen, t0, start, dev, measure)
+            bar.set_postfix(loss=f"{h.steps[-1]['total']:.3f}", test_acc=f"{h.test_acc or float('nan'):.3f}")
             if callback:
                 callback(h)
         h.status = "finished"
@@ -220,13 +225,13 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
 
 
 def _end_epoch(h: History, method, train: ImageData, test: ImageData | None, epoch: int, seen: int,
-               t0: float, start: float, dev: torch.device) -> None:
+               t0: float, start: float, dev: torch.device, measure: bool = True) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     train_s = time.perf_counter() - t0
     probe = train.subset(torch.arange(min(len(train), 2000), device=train.device))
     record = {"epoch": epoch, "images": seen, "train_s": train_s, "images_per_s": seen / train_s,
-              "train_acc": evaluate(method.student, probe).accuracy,
+              "train_acc": evaluate(method.student, probe).accuracy if measure else None,
               "test_acc": evaluate(method.student, test).accuracy if test is not None else None}
     record["wall_s"] = time.perf_counter() - start
     h.epochs.append(record)

@@ -161,7 +161,7 @@ class TrainingPanel(_Panel):
 
     def _on_progress(self, h: History) -> None:
         last = h.epochs[-1] if h.epochs else None
-        epoch_text = f"epoch {last['epoch']}/{h.config.get('epochs')} · test acc {_pct(last['test_acc'])}" if last else ""
+        epoch_text = f"· epoch {last['epoch']}/{h.config.get('epochs')} · test acc {_pct(h.test_acc)}" if last else ""
         self.status.value = f"run {len(self.runs)} · step {len(h.steps)} {epoch_text}"
         self._redraw(h)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.torch_version import TorchVersion
 
 from . import data as kd_data
 from .models import build_model
@@ -87,7 +88,8 @@ def save_teacher(model: nn.Module, path: Path, dataset: str, recipe: dict, info:
 def load_teacher(path: Path, dataset: str, recipe: dict, device="cpu") -> tuple[nn.Module, dict]:
     """Load a teacher file, checking it; raises :class:`CorruptTeacherError` when it is not usable."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([TorchVersion]):     # files written before info held str only
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated, garbage, wrong format: all mean "rebuild"
         raise CorruptTeacherError(f"{path} cannot be read ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state_dict" not in payload:
@@ -130,7 +132,7 @@ def train_teacher(dataset: str = "fashion-mnist", recipe="full", device="auto", 
                 v.copy_(v.half().float())
     info = {"test_acc": evaluate(model, test).accuracy, "last_epoch_acc_fp32": hist.test_acc, "train_s": sum(e["train_s"] for e in hist.epochs),
             "images_per_s": hist.images_per_s, "device": device_name(dev), "amp": amp,
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+            "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     return model, info
 
 

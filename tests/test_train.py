@@ -184,3 +184,12 @@ def test_bf16_autocast_runs_on_cpu(small):
     train, test = small
     h = fit(Scratch(student()), train, test, epochs=1, batch_size=100, amp="bf16", **QUIET)
     assert h.status == "finished" and all(torch.isfinite(torch.tensor(s["total"])) for s in h.steps)
+
+
+def test_eval_every_measures_only_some_epochs_and_always_the_last(small):
+    train, test = small
+    h = fit(Scratch(student()), train, test, epochs=5, batch_size=100, eval_every=2, **QUIET)
+    measured = [e["epoch"] for e in h.epochs if e["test_acc"] is not None]
+    assert measured == [2, 4, 5] and h.test_acc == h.epochs[-1]["test_acc"]
+    with pytest.raises(ValueError, match="eval_every must be a positive integer, got 0"):
+        fit(Scratch(student()), train, test, epochs=1, eval_every=0, **QUIET)
