@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kd_lab-installed
 LAB_ARGS ?=
+# JupyterLab refuses to start as root (containers, CI) unless told to.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
 
 .PHONY: setup lab test bench data kernel teacher clean
@@ -23,7 +25,7 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name kd_lab --display-name "Python (kd_lab)" >/dev/null
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: setup
 	KD_LAB_QUICK=1 $(BIN)/python -m pytest -q tests --nbval-lax notebooks $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ in the same process, and the table prints the ratio.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from . import data as kd_data
 from .losses import kd_loss
 from .methods import KD
 from .models import build_model
-from .train import device_name, fit, pick_device, seed_everything
+from .train import amp_enabled, device_name, fit, pick_device, seed_everything
 from .zoo import RECIPES, get_teacher, train_teacher
 
 __all__ = ["reference_kd_epoch", "kd_lab_kd_epoch", "run", "main"]
@@ -55,13 +56,13 @@ def reference_kd_epoch(teacher, n_images: int, device, batch_size: int = 128) ->
     return seen / (time.perf_counter() - start)
 
 
-def kd_lab_kd_epoch(teacher, n_images: int, device, batch_size: int = 128) -> float:
-    """One KD epoch through ``fit`` (device-resident data, batched augmentation, bf16 on CUDA)."""
+def kd_lab_kd_epoch(teacher, n_images: int, device, batch_size: int = 128, amp: str = "auto") -> float:
+    """One KD epoch through ``fit`` (device-resident data, batched augmentation, bf16 per ``amp``)."""
     train, _ = kd_data.load("fashion-mnist", device=device)
     train = train.subset(torch.arange(n_images, device=device))
     seed_everything(0)
     hist = fit(KD(build_model("student"), teacher, temperature=4.0, alpha=0.9), train, None, epochs=1,
-               batch_size=batch_size, device=device, progress=False)
+               batch_size=batch_size, device=device, amp=amp, progress=False)
     return hist.epochs[0]["images_per_s"]
 
 
@@ -76,8 +77,11 @@ def run(device="auto", n_images: int | None = None, teacher_recipe: str | None =
     n = n_images or (60000 if dev.type == "cuda" else 6000)
     teacher = get_teacher("fashion-mnist", "full", dev, verbose=False)
     rows = []
-    for name, fn in (("reference (DataLoader, 2 workers, fp32)", reference_kd_epoch),
-                     ("kd_lab fit (device-resident data)", kd_lab_kd_epoch)):
+    loops = [("reference (DataLoader, 2 workers, fp32)", reference_kd_epoch),
+             ("kd_lab fit, fp32", partial(kd_lab_kd_epoch, amp="off"))]
+    if amp_enabled(dev, "auto"):
+        loops.append(("kd_lab fit, bf16 autocast", partial(kd_lab_kd_epoch, amp="bf16")))
+    for name, fn in loops:
         fn(teacher, min(n, 1024), dev)                    # warm-up: kernels, workers, caches
         rows.append({"loop": name, "images": n, "images_per_s": fn(teacher, n, dev)})
     ref = rows[0]["images_per_s"]

@@ -24,17 +24,17 @@ class Setting:
 
     dataset: str = "fashion-mnist"
     labeled: int | None = 1000        # class-balanced labeled images; None = the whole training split
-    epochs: int = 30
+    epochs: int = 60                  # KD gains from long training: +1.5 points at 30 epochs, +3.6 at 60 (seed 0)
     batch_size: int = 128
     lr: float = 0.05
     student: str = "student"
     test_size: int | None = None      # None = the whole test split
-    eval_every: int = 1               # measure test accuracy every N epochs (and after the last)
+    eval_every: int = 5               # measure test accuracy every N epochs (and after the last)
 
     @classmethod
     def default(cls, **overrides) -> "Setting":
         """The lesson setting; in quick mode fewer epochs and a 2,000-image test subset."""
-        base = dict(epochs=4, test_size=2000) if quick_mode() else {}
+        base = dict(epochs=4, eval_every=1, test_size=2000) if quick_mode() else {}
         return cls(**{**base, **overrides})
 
 

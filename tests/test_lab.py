@@ -43,9 +43,18 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         names = {item["name"] for item in contents["content"]}
         assert any(n.endswith(".ipynb") for n in names), names      # served from notebooks/
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop make, JupyterLab and any kernel: the whole process group, even when the test failed."""
+    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         try:
-            proc.wait(timeout=20)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait_s)
+            break
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            continue

@@ -193,3 +193,12 @@ def test_eval_every_measures_only_some_epochs_and_always_the_last(small):
     assert measured == [2, 4, 5] and h.test_acc == h.epochs[-1]["test_acc"]
     with pytest.raises(ValueError, match="eval_every must be a positive integer, got 0"):
         fit(Scratch(student()), train, test, epochs=1, eval_every=0, **QUIET)
+
+
+def test_amp_choice():
+    from kd_lab.train import amp_enabled, cpu_has_bf16
+    cpu = torch.device("cpu")
+    assert amp_enabled(cpu, "off") is False and amp_enabled(cpu, "bf16") is True
+    assert amp_enabled(cpu, "auto") == cpu_has_bf16()
+    with pytest.raises(ValueError, match="amp must be 'auto', 'bf16' or 'off', got 'fp16'"):
+        amp_enabled(cpu, "fp16")
