@@ -82,7 +82,8 @@ def cmd_run(args) -> int:
             print(json.dumps({"method": args.method, "seed": seed, "accuracy": h.test_acc,
                               "images_per_s": h.images_per_s, "wall_s": h.wall_s, "device": h.device,
                               "status": h.status, "final_loss_terms": h.final_terms(), "options": options,
-                              "setting": vars(setting)}), flush=True)
+                              "setting": vars(setting), "last_epoch": h.epochs[-1] if h.epochs else None}),
+                  flush=True)
     if not args.json:
         _print_run_table(args.method, histories, setting)
     return 0
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto")
     b.add_argument("--images", type=int, default=None, help="training images per epoch (default: all on GPU, 6000 on CPU)")
     b.add_argument("--teacher-recipe", default=None, help="also time training this teacher recipe (full or quick)")
+    b.add_argument("--batch-size", type=int, default=128, help="batch size of both loops")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -1,5 +1,6 @@
 """Measurements on trained models that the lessons plot: logits, soft targets per class, the gradient
-of the KD loss against temperature, and Hinton's bias correction for a class left out of the transfer set.
+of the KD loss against temperature, Hinton's bias correction for a class left out of the transfer set, and
+the embeddings, relations and 2-D projections of relational distillation (Park et al. 2019).
 """
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import time
 import torch
 
 from .data import ImageData
-from .losses import kd_loss
+from .losses import dml_loss, kd_loss, rkd_distance_matrix
 from .train import evaluate
 
 __all__ = ["inference_speed", "predict_logits", "softmax_t", "entropy", "soft_targets_by_class", "kd_gradient_norms",
-           "without_class", "shift_class_bias", "tune_class_bias"]
+           "without_class", "shift_class_bias", "tune_class_bias", "embeddings", "relation_agreement", "pca_2d",
+           "class_sorted_batch", "peer_metrics"]
 
 
 @torch.no_grad()
@@ -106,3 +108,82 @@ def tune_class_bias(model: torch.nn.Module, cls: int, val: ImageData, shifts) ->
         curve.append({"shift": float(shift), "accuracy": ev.accuracy, "class_accuracy": ev.per_class[cls]})
     best = max(curve, key=lambda r: r["accuracy"])
     return {"best_shift": best["shift"], "curve": curve}
+
+
+# ------------------------------------------------------------------------------ relational distillation
+@torch.no_grad()
+def embeddings(model: torch.nn.Module, data: ImageData, batch_size: int = 500) -> torch.Tensor:
+    """Pooled embeddings ``(N, D)`` of ``model`` on every image of ``data``, in order, float32 on the CPU.
+
+    The embedding is what ``model(x, features=True).embedding`` returns: the globally pooled output of the
+    last stage, the layer Park et al. (2019, "Relational Knowledge Distillation") distil on. Eval mode,
+    no gradient; the model's mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(x.to(device), features=True).embedding.float().cpu()          # (B, D)
+           for x, _ in data.batches(batch_size, shuffle=False)]
+    model.train(was_training)
+    return torch.cat(out)                                                        # (N, D)
+
+
+def relation_agreement(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> float:
+    """How alike the two batches' distance structures are: Pearson correlation between the off-diagonal
+    entries of the normalised distance matrices (:func:`kd_lab.losses.rkd_distance_matrix`, RKD-D's
+    relation, Park et al. 2019). 1.0 when the student's embedding is the teacher's up to scale, rotation
+    and translation; near 0 for unrelated embeddings. Widths may differ; batch sizes must agree.
+    """
+    if student_emb.shape[0] != teacher_emb.shape[0]:
+        raise ValueError(f"student_emb has {student_emb.shape[0]} rows but teacher_emb {teacher_emb.shape[0]}")
+    d_s = rkd_distance_matrix(student_emb.detach())                             # (N, N)
+    d_t = rkd_distance_matrix(teacher_emb.detach())                             # (N, N)
+    off = ~torch.eye(len(d_s), dtype=torch.bool, device=d_s.device)
+    pair = torch.stack([d_s[off], d_t[off].to(d_s.device)]).double()          # (2, N(N-1))
+    return float(torch.corrcoef(pair)[0, 1])
+
+
+def pca_2d(emb: torch.Tensor) -> torch.Tensor:
+    """The first two principal components of ``emb`` (N, D): the centred data projected on the two
+    directions of largest variance (SVD of the centred data), ``(N, 2)`` float32 on the CPU."""
+    if emb.dim() != 2 or emb.shape[0] < 2 or emb.shape[1] < 2:
+        raise ValueError(f"pca_2d needs (N, D) embeddings with N >= 2 and D >= 2, got shape {tuple(emb.shape)}")
+    x = emb.detach().float().cpu()
+    x = x - x.mean(dim=0, keepdim=True)                                          # (N, D) centred
+    _, _, vh = torch.linalg.svd(x, full_matrices=False)                          # rows of vh: directions
+    return x @ vh[:2].T                                                          # (N, 2)
+
+
+def class_sorted_batch(labels: torch.Tensor, classes, size: int) -> torch.Tensor:
+    """Indices of a batch of ``size`` images of the given classes (indices into the class list), grouped by
+    class in the order given: the first images of each class, split evenly (earlier classes get the extra
+    ones). What the relation plots use, so that class blocks show along the diagonal."""
+    classes = [int(c) for c in classes]
+    if not classes or size < 1:
+        raise ValueError(f"need at least one class and size >= 1, got classes={classes}, size={size}")
+    labels = labels.cpu()
+    counts = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]
+    picked = [torch.nonzero(labels == c).flatten()[:n] for c, n in zip(classes, counts)]
+    return torch.cat(picked)                                                     # (<= size,)
+
+
+# ------------------------------------------------------------------------------------ mutual learning
+def _accuracy(scores: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of rows of ``scores`` (N, C) whose argmax is ``y`` (N,)."""
+    return float((scores.argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def peer_metrics(models, data: ImageData) -> dict[str, float]:
+    """How K networks do on ``data``, alone and together (Zhang et al. 2018, "Deep Mutual Learning"):
+    ``acc_k`` for each, ``acc_ensemble`` (argmax of the mean of their softmax), and for every j >= 1
+    ``agree_0_j`` (fraction of images where networks 0 and j predict the same class) and ``kl_0_j``
+    (mean KL(p_j ‖ p_0) at T = 1). Eval mode, no gradient; the models' modes are restored."""
+    logits = [predict_logits(m, data) for m in models]                          # K x (N, C), CPU
+    y = data.y.cpu()
+    out = {f"acc_{k}": _accuracy(z, y) for k, z in enumerate(logits)}
+    out["acc_ensemble"] = _accuracy(torch.stack([z.softmax(1) for z in logits]).mean(0), y)
+    for j in range(1, len(logits)):
+        out[f"agree_0_{j}"] = float((logits[0].argmax(1) == logits[j].argmax(1)).float().mean())
+        out[f"kl_0_{j}"] = float(dml_loss(logits[0], logits[j]))
+    return out

@@ -71,7 +71,8 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def run(device="auto", n_images: int | None = None, teacher_recipe: str | None = None) -> list[dict]:
+def run(device="auto", n_images: int | None = None, teacher_recipe: str | None = None,
+        batch_size: int = 128) -> list[dict]:
     """Measure both loops (a warm-up pass each, then the timed pass); optionally time a teacher recipe."""
     dev = pick_device(device)
     n = n_images or (60000 if dev.type == "cuda" else 6000)
@@ -82,8 +83,8 @@ def run(device="auto", n_images: int | None = None, teacher_recipe: str | None =
     if amp_enabled(dev, "auto"):
         loops.append(("kd_lab fit, bf16 autocast", partial(kd_lab_kd_epoch, amp="bf16")))
     for name, fn in loops:
-        fn(teacher, min(n, 1024), dev)                    # warm-up: kernels, workers, caches
-        rows.append({"loop": name, "images": n, "images_per_s": fn(teacher, n, dev)})
+        fn(teacher, min(n, 2048), dev, batch_size)        # warm-up: kernels, workers, caches
+        rows.append({"loop": name, "images": n, "batch": batch_size, "images_per_s": fn(teacher, n, dev, batch_size)})
     ref = rows[0]["images_per_s"]
     for r in rows:
         r["ratio"] = r["images_per_s"] / ref
@@ -98,18 +99,19 @@ def run(device="auto", n_images: int | None = None, teacher_recipe: str | None =
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'loop':<44} | {'images':>7} | {'images/s':>9} | {'ratio':>6} | extra",
+    lines = [f"{'loop':<44} | {'images':>7} | {'batch':>5} | {'images/s':>9} | {'ratio':>6} | extra",
              "-" * 90]
     for r in rows:
         extra = (f"test acc {100 * r['test_acc']:.2f} % in {r['train_s']:.0f} s of training"
                  if "test_acc" in r else "")
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
-        lines.append(f"{r['loop']:<44} | {r['images'] or '':>7} | {r['images_per_s']:>9.0f} | {ratio:>6} | {extra}")
+        lines.append(f"{r['loop']:<44} | {r['images'] or '':>7} | {r.get('batch', ''):>5} | "
+                     f"{r['images_per_s']:>9.0f} | {ratio:>6} | {extra}")
     lines.append(f"device: {rows[0]['device']}; KD epoch = teacher 'teacher' (1.15M) -> student 'student' (72k)")
     return "\n".join(lines)
 
 
 def main(args) -> int:
-    rows = run(args.device, args.images, args.teacher_recipe)
+    rows = run(args.device, args.images, args.teacher_recipe, args.batch_size)
     print(format_table(rows))
     return 0

@@ -15,7 +15,7 @@ from .models import build_model
 from .train import History, fit, pick_device, quick_mode, seed_everything
 from .zoo import get_teacher
 
-__all__ = ["Setting", "train_student", "run_method", "run_seeds", "summarize", "load_data", "compare", "accuracies"]
+__all__ = ["Setting", "train_student", "train_method", "run_method", "run_seeds", "summarize", "load_data", "compare", "accuracies"]
 
 
 @dataclass
@@ -69,6 +69,16 @@ def train_student(method: str, setting: Setting | None = None, seed: int = 0, de
     ``train_indices`` (indices into the training split) replaces the seeded labeled subset, e.g. a
     transfer set without one class.
     """
+    m, h = train_method(method, setting, seed, device, teacher, progress, callback, callback_every, stop,
+                        history, train_indices, **options)
+    return m.student, h
+
+
+def train_method(method: str, setting: Setting | None = None, seed: int = 0, device="auto", teacher=None,
+                 progress: bool = True, callback=None, callback_every: int = 50, stop=None,
+                 history: History | None = None, train_indices=None, **options):
+    """Like :func:`train_student`, returning ``(method, History)``: the trained :class:`Method` keeps every
+    module it trained besides the student (e.g. all of DML's peers, ``method.peers``)."""
     setting = setting or Setting.default()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
@@ -83,7 +93,7 @@ def train_student(method: str, setting: Setting | None = None, seed: int = 0, de
     h = fit(m, train, test, epochs=setting.epochs, batch_size=setting.batch_size, lr=setting.lr,
             seed=seed, device=dev, eval_every=setting.eval_every, progress=progress, callback=callback,
             callback_every=callback_every, stop=stop, history=history)
-    return m.student, h
+    return m, h
 
 
 def run_method(method: str, setting: Setting | None = None, seed: int = 0, **kwargs) -> History:
@@ -121,6 +131,14 @@ def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progres
     return results
 
 
-def accuracies(histories: list[History]) -> list[float]:
-    """Final test accuracies in percent, one per run."""
-    return [100 * h.test_acc for h in histories]
+def accuracies(histories: list[History], key: str = "test_acc") -> list[float]:
+    """Final test accuracies in percent, one per run; ``key`` picks another accuracy of the epoch record
+    (e.g. a DML peer's ``"acc_1"`` or ``"acc_ensemble"``), from the last epoch that measured it."""
+    return [100 * _last_measured(h, key) for h in histories]
+
+
+def _last_measured(h: History, key: str) -> float:
+    measured = [e[key] for e in h.epochs if e.get(key) is not None]
+    if not measured:
+        raise ValueError(f"the {h.method!r} run of seed {h.seed} measured no {key!r} in any epoch")
+    return measured[-1]

@@ -4,6 +4,15 @@ A :class:`Method` owns the student, the (frozen) teacher if it has one, and any 
 own (a connector, a regressor, a peer). ``loss_terms(x, y)`` returns a dict such as
 ``{"ce": ..., "kd": ...}`` whose values are already weighted: the trainer sums them and logs each one.
 
+Two optional hooks, used by the trainer for every method:
+
+* ``phases()`` — the optimizer steps of one batch (default ``[None]``: one step). For each phase the
+  trainer zeroes the gradients, calls ``loss_terms(x, y, phase)``, back-propagates and steps, so a method
+  can update its modules one after the other on the same batch (DML's alternating updates). The default
+  phase ``None`` is called as ``loss_terms(x, y)``, so two-argument overrides keep working.
+* ``epoch_metrics(test)`` — extra numbers for the epoch record whenever test accuracy is measured
+  (default ``{}``), e.g. every DML peer's accuracy and their agreement.
+
 Lessons add methods by subclassing :class:`Method` and registering the class in :data:`METHODS`.
 """
 from __future__ import annotations
@@ -15,8 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import losses
+from .analysis import peer_metrics
+from .models import PRESETS, build_model
 
-__all__ = ["Method", "Scratch", "KD", "DKD", "METHODS", "make_method", "method_options"]
+__all__ = ["Method", "Scratch", "KD", "DKD", "DML", "RKD", "METHODS", "make_method", "method_options"]
 
 
 class Method(nn.Module):
@@ -53,7 +64,15 @@ class Method(nn.Module):
     def teacher_forward(self, x: torch.Tensor, features: bool = False):
         return self.teacher(x, features=features)
 
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def phases(self) -> list:
+        """The optimizer steps of one batch, each passed to ``loss_terms`` as ``phase`` (default: one)."""
+        return [None]
+
+    def epoch_metrics(self, test) -> dict[str, float]:
+        """Extra numbers for the epoch record, computed on ``test`` when accuracy is measured (default none)."""
+        return {}
+
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor, phase=None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
 
@@ -75,7 +94,7 @@ class Scratch(Method):
 
     name = "scratch"
 
-    def loss_terms(self, x, y):
+    def loss_terms(self, x, y, phase=None):
         return {"ce": F.cross_entropy(self.student(x), y)}
 
 
@@ -94,7 +113,7 @@ class KD(Method):
     def options(self):
         return {"temperature": self.temperature, "alpha": self.alpha}
 
-    def loss_terms(self, x, y):
+    def loss_terms(self, x, y, phase=None):
         s = self.student(x)                         # (B, K)
         t = self.teacher_forward(x)                 # (B, K), no grad
         return {"ce": (1 - self.alpha) * F.cross_entropy(s, y),
@@ -118,14 +137,265 @@ class DKD(Method):
     def options(self):
         return {"alpha": self.alpha, "beta": self.beta, "temperature": self.temperature}
 
-    def loss_terms(self, x, y):
+    def loss_terms(self, x, y, phase=None):
         s = self.student(x)                         # (B, K)
         t = self.teacher_forward(x)                 # (B, K), no grad
         tckd, nckd = losses.dkd_parts(s, t, y, self.temperature)
         return {"ce": F.cross_entropy(s, y), "tckd": self.alpha * tckd, "nckd": self.beta * nckd}
 
 
-METHODS: dict[str, type[Method]] = {"scratch": Scratch, "kd": KD, "dkd": DKD}
+# -------------------------------------------------------------------------------------- DML
+DML_MODES = ("simultaneous", "alternating")
+_IMAGE_SIZE = {1: 28, 3: 32}     # the course's data: 1x28x28 (Fashion-MNIST, MNIST), 3x32x32 (CIFAR-10)
+
+
+def _peer_names(peers, k: int) -> list[str]:
+    """``"student,student-tiny"`` (or a list of presets) -> ``k`` preset names, cycled when fewer are given."""
+    if not isinstance(peers, (str, list, tuple)):
+        raise ValueError(f"peers must be comma-separated model presets, got {peers!r}")
+    names = [n.strip() for n in peers.split(",")] if isinstance(peers, str) else [str(n) for n in peers]
+    unknown = [n for n in names if n not in PRESETS]
+    if not names or unknown:
+        raise ValueError(f"peers={peers!r} names unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
+    return [names[i % len(names)] for i in range(k)]
+
+
+def _input_spec(model: nn.Module) -> dict:
+    """``in_channels``, ``num_classes`` and ``image_size`` of the data ``model`` was built for (from its layers)."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise ValueError(f"cannot read the input shape of a {type(model).__name__}: it has no Conv2d or Linear layer")
+    first, classes = layers[0], getattr(model, "classifier", layers[-1]).out_features
+    if isinstance(first, nn.Conv2d):             # a ConvNet works at any image size; only an MLP peer needs it
+        return {"in_channels": first.in_channels, "num_classes": classes,
+                "image_size": _IMAGE_SIZE.get(first.in_channels, 28)}
+    for channels, size in _IMAGE_SIZE.items():
+        if first.in_features == channels * size * size:
+            return {"in_channels": channels, "num_classes": classes, "image_size": size}
+    raise ValueError(f"cannot tell the image shape from a first layer with {first.in_features} inputs")
+
+
+def _preset_of(model: nn.Module, spec: dict) -> str | None:
+    """The preset whose parameter shapes match ``model`` (built on the meta device: no memory, no RNG)."""
+    shapes = [p.shape for p in model.parameters()]
+    with torch.device("meta"):
+        for name in PRESETS:
+            if [p.shape for p in build_model(name, **spec).parameters()] == shapes:
+                return name
+    return None
+
+
+def _build_peers(student: nn.Module, names: list[str]) -> list[nn.Module]:
+    """Peers 1..K-1 from their presets, for the student's data shape and on its device; checks peer 0."""
+    spec = _input_spec(student)
+    actual = _preset_of(student, spec)
+    if actual != names[0]:
+        raise ValueError(f"peer 0 is the student passed in ({actual or type(student).__name__!r}), but peers starts "
+                         f"with {names[0]!r}; list the student's preset first (e.g. peers='{actual},{names[0]}') "
+                         f"or build the student from {names[0]!r}")
+    device = next(student.parameters()).device
+    return [build_model(name, **spec).to(device) for name in names[1:]]
+
+
+class DML(Method):
+    """Zhang, Xiang, Hospedales, Lu 2018, "Deep Mutual Learning" (CVPR): K peers teach each other, no teacher.
+
+    Peer k minimises  L_k = CE(z_k, y) + w/(K−1) · Σ_{j≠k} T²·KL(softmax(z_j/T) ‖ softmax(z_k/T)),
+    the peers' logits z_j detached (:func:`kd_lab.losses.dml_loss`). Loss terms ``ce_k`` and ``kl_k`` per peer.
+
+    Peer 0 is the ``student`` passed in (the network the trainer evaluates); peers 1..K−1 are built here
+    from ``peers``, comma-separated presets cycled to K names, the first naming the student's preset.
+    ``mode="simultaneous"``: one forward pass of every peer, one optimizer step for all.
+    ``mode="alternating"`` (the paper's Algorithm 1): one phase per peer; phase k recomputes the others'
+    predictions (so it sees the peers already updated on this batch) and updates peer k only; those extra
+    train-mode forwards also update the other peers' BatchNorm running statistics, K times per batch.
+    A ``teacher``, if given, is ignored (DML has none); :meth:`freeze_peer` turns a peer into one.
+    """
+
+    name = "dml"
+    needs_teacher = False
+
+    def __init__(self, student, teacher=None, k: int = 2, peers: str = "student", kl_weight: float = 1.0,
+                 temperature: float = 1.0, mode: str = "simultaneous"):
+        super().__init__(student, teacher)
+        if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 4:
+            raise ValueError(f"k (the number of peers) must be an integer in 2..4, got {k!r}")
+        if mode not in DML_MODES:
+            raise ValueError(f"mode must be one of {DML_MODES}, got {mode!r}")
+        self.k, self.mode = k, mode
+        self.kl_weight = _check_weight("kl_weight", kl_weight)
+        self.temperature = _check_temperature(temperature)
+        self.peer_names = _peer_names(peers, k)
+        self.peers = nn.ModuleList([student, *_build_peers(student, self.peer_names)])
+        self.frozen: set[int] = set()
+
+    def options(self):
+        extra = {"frozen": sorted(self.frozen)} if self.frozen else {}
+        return {"k": self.k, "peers": ",".join(self.peer_names), "kl_weight": self.kl_weight,
+                "temperature": self.temperature, "mode": self.mode, **extra}
+
+    def learners(self) -> list[int]:
+        """The peers that train (every peer that is not frozen)."""
+        return [i for i in range(self.k) if i not in self.frozen]
+
+    def phases(self) -> list:
+        return self.learners() if self.mode == "alternating" else [None]
+
+    def freeze_peer(self, index: int, model: nn.Module | None = None, name: str | None = None) -> "DML":
+        """Freeze peer ``index`` (1..K−1), optionally replaced by ``model`` (e.g. a trained teacher): no
+        gradient, always in eval mode, no loss terms of its own. DML with a frozen peer is KD."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index < self.k:
+            raise ValueError(f"only peers 1..{self.k - 1} can be frozen (peer 0 is the student), got {index!r}")
+        base = self.peer_names[index].removesuffix(" (frozen)")
+        if model is not None:
+            self.peers[index] = model.to(next(self.student.parameters()).device)
+            base = name or type(model).__name__
+        self.peers[index].requires_grad_(False).eval()
+        self.frozen.add(index)
+        self.peer_names[index] = f"{base} (frozen)"
+        return self
+
+    def trainable_parameters(self):
+        frozen = {id(p) for i in self.frozen for p in self.peers[i].parameters()}
+        return [p for p in super().trainable_parameters() if id(p) not in frozen]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for i in self.frozen:
+            self.peers[i].eval()            # a frozen peer is a teacher: its BN statistics never move
+        return self
+
+    def loss_terms(self, x, y, phase=None):
+        """Every learner's terms (phase None), or peer ``phase``'s against the others' current predictions."""
+        if phase is None:
+            logits, learners = [peer(x) for peer in self.peers], self.learners()     # K x (B, C)
+        else:
+            logits, learners = self._logits_for(phase, x), [phase]
+        terms = {}
+        for k in learners:
+            terms.update(self._peer_terms(k, logits, y))
+        return terms
+
+    def _logits_for(self, k: int, x: torch.Tensor) -> list[torch.Tensor]:
+        """Peer k's logits with gradient; the others' recomputed now, without (K x (B, C))."""
+        if k not in self.learners():
+            raise ValueError(f"phase must be a training peer's index in {self.learners()}, got {k!r}")
+        with torch.no_grad():
+            logits = [None if j == k else peer(x) for j, peer in enumerate(self.peers)]
+        logits[k] = self.peers[k](x)
+        return logits
+
+    def _peer_terms(self, k: int, logits: list[torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``ce_k`` = CE(z_k, y) and ``kl_k`` = w/(K−1)·Σ_{j≠k} T²·KL(p_j ‖ p_k), each z_j detached."""
+        kl = sum(losses.dml_loss(logits[k], logits[j], self.temperature) for j in range(self.k) if j != k)
+        return {f"ce_{k}": F.cross_entropy(logits[k], y), f"kl_{k}": self.kl_weight * kl / (self.k - 1)}
+
+    def epoch_metrics(self, test) -> dict[str, float]:
+        """``acc_k`` per peer, ``acc_ensemble`` (argmax of the mean of the peers' softmax), and for each peer
+        j ≥ 1 ``agree_0_j`` (fraction of test images where peers 0 and j predict the same class) and
+        ``kl_0_j`` (mean KL(p_j ‖ p_0) at T = 1): :func:`kd_lab.analysis.peer_metrics`."""
+        return peer_metrics(self.peers, test)
+
+
+METHODS: dict[str, type[Method]] = {"scratch": Scratch, "kd": KD, "dkd": DKD, "dml": DML}
+
+
+# ------------------------------------------------------------------------ relation based (lesson 05)
+class RKD(Method):
+    """Relational Knowledge Distillation, Park, Kim, Lu, Cho (2019, CVPR): the student copies the
+    *structure* of the teacher's pooled embeddings over a batch, pairwise distances (RKD-D) and triplet
+    angles (RKD-A), not each sample's output. Hinton's KD term can be added, mixed with CE like :class:`KD`:
+
+        L = (1 − κ)·CE(s, y) + κ·T²·KL(p_t ‖ p_s) + λ_D·L_RKD-D(e_s, e_t) + λ_A·L_RKD-A(e_s, e_t)
+
+    κ = ``kd_weight`` (0: no KD term, plain CE), λ_D = ``distance_weight`` and λ_A = ``angle_weight`` (the
+    paper's 25 and 50 on the pooled embedding). Terms ``ce``, ``kd``, ``rkd_d``, ``rkd_a``; a term whose
+    weight is 0 is left out (and not computed).
+    """
+
+    name = "rkd"
+    needs_teacher = True
+    probe_size = 256                                # test images of the relation-agreement probe
+    live_metrics = ("relation_agreement",)          # epoch metrics the TrainingPanel draws live
+
+    def __init__(self, student, teacher=None, distance_weight: float = 25.0, angle_weight: float = 50.0,
+                 kd_weight: float = 0.0, temperature: float = 4.0):
+        super().__init__(student, teacher)
+        self.distance_weight = _check_weight("distance_weight", distance_weight)
+        self.angle_weight = _check_weight("angle_weight", angle_weight)
+        self.kd_weight = _check_weight("kd_weight", kd_weight, 0.0, 1.0)
+        self.temperature = _check_temperature(temperature)
+
+    def options(self):
+        return {"distance_weight": self.distance_weight, "angle_weight": self.angle_weight,
+                "kd_weight": self.kd_weight, "temperature": self.temperature}
+
+    def loss_terms(self, x, y, phase=None):
+        s = self.student(x, features=True)          # logits (B, K), embedding (B, D_s)
+        t = self.teacher_forward(x, features=True)  # logits (B, K), embedding (B, D_t), no grad
+        weighted = {                                # term -> (weight, its unweighted loss, computed lazily)
+            "ce": (1 - self.kd_weight, lambda: F.cross_entropy(s.logits, y)),
+            "kd": (self.kd_weight, lambda: losses.kd_loss(s.logits, t.logits, self.temperature)),
+            "rkd_d": (self.distance_weight, lambda: _in_float32(losses.rkd_distance_loss, s.embedding, t.embedding)),
+            "rkd_a": (self.angle_weight, lambda: _in_float32(losses.rkd_angle_loss, s.embedding, t.embedding)),
+        }
+        return {name: weight * loss() for name, (weight, loss) in weighted.items() if weight > 0}
+
+    def epoch_metrics(self, test) -> dict[str, float]:
+        """``relation_agreement``: correlation of the student's and the teacher's normalised distance matrices
+        on a fixed probe, the first 256 test images (:func:`kd_lab.analysis.relation_agreement`)."""
+        if test is None or self.teacher is None:
+            return {}
+        from .analysis import embeddings, relation_agreement
+        probe = test.subset(torch.arange(min(len(test), self.probe_size), device=test.device))
+        return {"relation_agreement": relation_agreement(embeddings(self.student, probe), self._teacher_probe(probe))}
+
+    def _teacher_probe(self, probe) -> torch.Tensor:
+        """The frozen teacher's probe embeddings (N, D_t), computed once per probe."""
+        from .analysis import embeddings
+        key = (probe.x.device, probe.x.shape, hash(probe.x.cpu().numpy().tobytes()))
+        if getattr(self, "_probe_key", None) != key:
+            self._probe_key, self._probe_emb = key, embeddings(self.teacher, probe)
+        return self._probe_emb
+
+
+def _in_float32(relation_loss, student_emb, teacher_emb):
+    """A relation loss outside autocast: under bf16 autocast the angle tensor's einsum would run in bf16."""
+    with torch.autocast(student_emb.device.type, enabled=False):
+        return relation_loss(student_emb.float(), teacher_emb.float())
+
+
+class RKDDistance(RKD):
+    """RKD-D: the distance-wise loss alone (λ_A = 0 by default), Park et al. 2019."""
+
+    name = "rkd-d"
+
+    def __init__(self, student, teacher=None, distance_weight: float = 25.0, angle_weight: float = 0.0,
+                 kd_weight: float = 0.0, temperature: float = 4.0):
+        super().__init__(student, teacher, distance_weight, angle_weight, kd_weight, temperature)
+
+
+class RKDAngle(RKD):
+    """RKD-A: the angle-wise loss alone (λ_D = 0 by default), Park et al. 2019."""
+
+    name = "rkd-a"
+
+    def __init__(self, student, teacher=None, distance_weight: float = 0.0, angle_weight: float = 50.0,
+                 kd_weight: float = 0.0, temperature: float = 4.0):
+        super().__init__(student, teacher, distance_weight, angle_weight, kd_weight, temperature)
+
+
+class KDRKD(RKD):
+    """KD + RKD-DA: :class:`KD`'s terms (1 − α)·CE + α·KD with α = ``kd_weight`` = 0.9, plus both RKD terms."""
+
+    name = "kd+rkd"
+
+    def __init__(self, student, teacher=None, distance_weight: float = 25.0, angle_weight: float = 50.0,
+                 kd_weight: float = 0.9, temperature: float = 4.0):
+        super().__init__(student, teacher, distance_weight, angle_weight, kd_weight, temperature)
+
+
+METHODS.update({"rkd": RKD, "rkd-d": RKDDistance, "rkd-a": RKDAngle, "kd+rkd": KDRKD})
 
 
 def method_options(name: str) -> dict:

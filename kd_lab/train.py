@@ -178,6 +178,10 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
 
     Cosine learning-rate schedule over all steps. channels_last on CUDA; bf16 autocast per ``amp``
     (see :func:`amp_enabled`).
+    Each batch runs one optimizer step per phase of ``method.phases()`` (default ``[None]``: one step,
+    ``method.loss_terms(x, y)``; otherwise ``method.loss_terms(x, y, phase)``); the schedule steps once
+    per batch and the step record holds every phase's terms, "total" their sum. When accuracy is
+    measured, ``method.epoch_metrics(test)`` is merged into the epoch record.
     ``callback(history)`` runs every ``callback_every`` steps and after each epoch; ``stop`` (anything
     with ``is_set()``, e.g. ``threading.Event``) or Ctrl-C ends the run cleanly with its partial
     history. On any other error the history is kept on the exception as ``err.history``.
@@ -190,6 +194,7 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
     if dev.type == "cuda":
         method.to(memory_format=torch.channels_last)
     params = [p for p in method.trainable_parameters() if p.requires_grad]
+    phases = method.phases()                                   # [None] for most methods
     opt = _optimizer(params, optimizer, lr, weight_decay)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
@@ -200,27 +205,31 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
     h.config = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
                     amp=amp, bf16=use_bf16, augment=augment, train_size=len(train), **method.options())
     bar = _progress(progress, epochs * steps_per_epoch, method.name)
+    log, step = _StepLog(h), len(h.steps)
     start = time.perf_counter()
     try:
         for epoch in range(1, epochs + 1):
             method.train()
             t0, seen = time.perf_counter(), 0
             for x, y in train.batches(batch_size, augment=augment, generator=gen):
-                with _autocast(dev, amp):
-                    terms = method.loss_terms(_prepare(x, dev), y)              # {"ce": ..., "kd": ...}
-                total = sum(terms.values())
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
+                x, terms = _prepare(x, dev), {}
+                for phase in phases:                          # one phase, unless the method splits its update
+                    with _autocast(dev, amp):
+                        part = method.loss_terms(x, y) if phase is None else method.loss_terms(x, y, phase)
+                    opt.zero_grad(set_to_none=True)           # grads of params unused in this phase stay None:
+                    sum(part.values()).backward()             # the optimizer skips them (no decay, no momentum)
+                    opt.step()
+                    _merge_terms(terms, part, phase)          # {"ce": ..., "kd": ...}, detached
                 sched.step()
-                seen += len(y)
-                h.steps.append({"step": len(h.steps) + 1, "epoch": epoch, "total": float(total.detach()),
-                                **{k: float(v.detach()) for k, v in terms.items()}, "lr": sched.get_last_lr()[0]})
+                seen, step = seen + len(y), step + 1
+                log.add(epoch, terms, sched.get_last_lr()[0])
                 bar.update(1)
-                if callback and len(h.steps) % callback_every == 0:
+                if callback and step % callback_every == 0:
+                    log.flush()
                     callback(h)
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt
+            log.flush()
             measure = epoch % eval_every == 0 or epoch == epochs
             _end_epoch(h, method, train, test if measure else None, epoch, seen, t0, start, dev, measure)
             bar.set_postfix(loss=f"{h.steps[-1]['total']:.3f}", test_acc=f"{h.test_acc or float('nan'):.3f}")
@@ -234,9 +243,40 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
         err.history = h
         raise
     finally:
+        log.flush()
         bar.close()
         method.eval()
     return h
+
+
+class _StepLog:
+    """Keeps each step's loss terms on the device and turns them into floats in one transfer per flush:
+    a ``float()`` per step would make the GPU wait for every step before the next could be queued."""
+
+    def __init__(self, history: History):
+        self.history, self.rows = history, []
+
+    def add(self, epoch: int, terms: dict, lr: float) -> None:
+        values = torch.stack([sum(terms.values()), *terms.values()]).float()    # (1 + n_terms,)
+        self.rows.append((epoch, list(terms), lr, values))
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        values = torch.stack([r[3] for r in self.rows]).tolist() if len({len(r[1]) for r in self.rows}) == 1 \
+            else [r[3].tolist() for r in self.rows]
+        for (epoch, names, lr, _), (total, *terms) in zip(self.rows, values):
+            self.history.steps.append({"step": len(self.history.steps) + 1, "epoch": epoch, "total": total,
+                                       **dict(zip(names, terms)), "lr": lr})
+        self.rows.clear()
+
+
+def _merge_terms(terms: dict, part: dict, phase) -> None:
+    """Add one phase's loss terms (detached) to the batch's; two phases may not log the same term."""
+    repeated = sorted(set(terms) & set(part))
+    if repeated:
+        raise ValueError(f"phase {phase!r} logs loss term(s) {repeated} that an earlier phase of the batch logged")
+    terms.update({k: v.detach() for k, v in part.items()})
 
 
 def _end_epoch(h: History, method, train: ImageData, test: ImageData | None, epoch: int, seen: int,
@@ -248,6 +288,8 @@ def _end_epoch(h: History, method, train: ImageData, test: ImageData | None, epo
     record = {"epoch": epoch, "images": seen, "train_s": train_s, "images_per_s": seen / train_s,
               "train_acc": evaluate(method.student, probe).accuracy if measure else None,
               "test_acc": evaluate(method.student, test).accuracy if test is not None else None}
+    if test is not None:
+        record.update(method.epoch_metrics(test))         # e.g. each DML peer's accuracy; {} by default
     record["wall_s"] = time.perf_counter() - start
     h.epochs.append(record)
 

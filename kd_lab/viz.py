@@ -1,4 +1,5 @@
-"""Plots of the course: soft targets, dark knowledge, training curves, seed comparisons, sweeps, images.
+"""Plots of the course: soft targets, dark knowledge, training curves, seed comparisons, sweeps, images,
+relation matrices and embeddings (RKD).
 
 Every function takes data (torch tensors, numpy arrays or plain lists/dicts), optionally an ``ax`` (or
 ``axes``) to draw on, and returns the matplotlib ``Figure``. Figures are built with
@@ -19,7 +20,9 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 
 __all__ = [
     "plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs", "plot_history",
-    "plot_runs_bar", "plot_sweep", "plot_per_class", "plot_images", "plot_gradient_norms", "figure_to_png",
+    "plot_runs_bar", "plot_sweep", "plot_per_class", "plot_images", "plot_gradient_norms", "plot_peers",
+    "figure_to_png", "plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d", "plot_epoch_metrics",
+    "plot_relation_agreement",
 ]
 
 BAR_COLOR, TOP_COLOR = "tab:blue", "tab:orange"
@@ -364,6 +367,157 @@ def plot_gradient_norms(temperatures, norms, ax=None):
     if norms:
         ax.legend(fontsize=8)
     return fig
+
+
+# ------------------------------------------------------------------------------------- DML peers
+def _peer_labels(history) -> list[str]:
+    """"peer i (preset)" for every peer whose accuracy ``acc_i`` an epoch record holds."""
+    keys = {key for e in history.epochs for key in e}
+    k = sum(1 for key in keys if key.startswith("acc_") and key[4:].isdigit())
+    names = [n for n in str(history.config.get("peers") or "").split(",") if n]
+    return [f"peer {i} ({names[i]})" if i < len(names) else f"peer {i}" for i in range(k)]
+
+
+def plot_peers(history, axes=None):
+    """Deep Mutual Learning (Zhang et al. 2018) over epochs, from a DML History's epoch records: each
+    peer's test accuracy and the ensemble's (mean of the peers' softmax) in % (left), and how often each
+    peer predicts the same class as peer 0, in % of the test images (right)."""
+    if axes is None:
+        fig = Figure(figsize=(11, 3.8), layout="constrained")
+        axes = fig.subplots(1, 2)
+    acc_ax, agree_ax = axes
+    labels = _peer_labels(history)
+    series = [(acc_ax, f"acc_{i}", dict(color=f"C{i}", marker="o", label=lab)) for i, lab in enumerate(labels)]
+    series.append((acc_ax, "acc_ensemble", dict(color="black", marker="s", ls="--", label="ensemble")))
+    series += [(agree_ax, f"agree_0_{j}", dict(color=f"C{j}", marker="o", label=f"peer 0 vs peer {j}"))
+               for j in range(1, len(labels))]
+    for ax, key, style in series:
+        x, y = _series(history, key, 100.0, "epochs", "epoch")
+        if x.size:
+            ax.plot(x, y, **style)
+    acc_ax.set(title="Test accuracy of each peer", xlabel="epoch", ylabel="accuracy (%)")
+    agree_ax.set(title="Agreement with peer 0", xlabel="epoch", ylabel="same prediction (% of test images)")
+    for ax in (acc_ax, agree_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _finish(ax, "no measured epoch yet")
+    return acc_ax.figure
+
+
+# ----------------------------------------------------------------------------- relations (RKD)
+def _relation(kind: str, emb):
+    """RKD's relations as numpy arrays (torch is imported here): ``"distance"`` (B, B) normalised
+    distances, ``"angle"`` (B, B, B) triplet cosines (Park et al. 2019; :mod:`kd_lab.losses`)."""
+    import torch
+
+    from .losses import rkd_angle_tensor, rkd_distance_matrix
+
+    e = torch.as_tensor(_np(emb), dtype=torch.float32)
+    return (rkd_distance_matrix(e) if kind == "distance" else rkd_angle_tensor(e)).numpy()
+
+
+def _class_blocks(ax, labels, classes) -> None:
+    """White lines between the class blocks of a class-sorted batch; class names at the blocks' centres."""
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(labels)) + 1])
+    ends = np.concatenate([starts[1:], [labels.size]])
+    for edge in starts[1:] - 0.5:
+        ax.axhline(edge, color="white", lw=1)
+        ax.axvline(edge, color="white", lw=1)
+    centres, names = (starts + ends - 1) / 2, [classes[labels[s]] for s in starts]
+    ax.set_xticks(centres)
+    ax.set_xticklabels(names, rotation=45, ha="right", rotation_mode="anchor", fontsize=7)
+    ax.set_yticks(centres)
+    ax.set_yticklabels(names, fontsize=7)
+
+
+def _heatmap(ax, m, title, cmap, vmin, vmax, labels=None, classes=None):
+    im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    if labels is not None and classes is not None:
+        _class_blocks(ax, labels, classes)
+    ax.set_title(title, fontsize=10)
+    return im
+
+
+def plot_relation_matrices(student_emb, teacher_emb, labels, classes, axes=None, student_name="student"):
+    """RKD-D's relation side by side: the normalised distance matrices ||x_i − x_j|| / μ (Park et al.
+    2019) of the teacher's and the student's embeddings (B, D_t) and (B, D_s) of one batch, and their
+    difference student − teacher. The batch is sorted by class (stable), so classes form blocks."""
+    lab = _np(labels, int).ravel()
+    if lab.size != len(_np(student_emb)) or lab.size != len(_np(teacher_emb)):
+        raise ValueError(f"{lab.size} labels for {len(_np(student_emb))} student and "
+                         f"{len(_np(teacher_emb))} teacher embeddings")
+    order = np.argsort(lab, kind="stable")
+    d_t = _relation("distance", _np(teacher_emb)[order])               # (B, B)
+    d_s = _relation("distance", _np(student_emb)[order])               # (B, B)
+    if axes is None:
+        fig = Figure(figsize=(15, 4.6), layout="constrained")
+        axes = fig.subplots(1, 3)
+    if len(axes) != 3:
+        raise ValueError(f"plot_relation_matrices needs 3 axes, got {len(axes)}")
+    top, diff = max(d_t.max(), d_s.max()), d_s - d_t
+    span = max(np.abs(diff).max(), 1e-6)
+    _heatmap(axes[0], d_t, "teacher: distance / mean distance", "viridis", 0, top, lab[order], classes)
+    _heatmap(axes[1], d_s, f"{student_name}: distance / mean distance", "viridis", 0, top, lab[order], classes)
+    _heatmap(axes[2], diff, f"{student_name} − teacher (mean |Δ| = {np.abs(diff).mean():.3f})", "RdBu_r",
+             -span, span, lab[order], classes)
+    return axes[0].figure
+
+
+def plot_angle_matrix(emb, anchor, ax=None, labels=None, classes=None, title=None):
+    """RKD-A's relation for one anchor j: the (B, B) matrix cos∠(x_i, x_j, x_k) = <e_ij, e_kj>, the slice
+    ``rkd_angle_tensor(emb)[:, anchor, :]`` (Park et al. 2019). Row and column j are 0 (no direction
+    from x_j to itself). ``labels``/``classes`` (in the order of ``emb``) mark the class blocks."""
+    b = len(_np(emb))
+    if not 0 <= anchor < b:
+        raise ValueError(f"anchor must be in [0, {b - 1}] for a batch of {b}, got {anchor}")
+    a = _relation("angle", emb)[:, anchor, :]                          # (B, B)
+    fig, ax = _fig_ax(ax, (5.2, 4.6))
+    lab = _np(labels, int).ravel() if labels is not None else None
+    _heatmap(ax, a, title or f"angles at anchor j = {anchor}: cos∠(x_i, x_j, x_k)", "coolwarm", -1, 1, lab, classes)
+    if lab is None:
+        ax.set(xlabel="k", ylabel="i")
+    return fig
+
+
+def plot_embedding_2d(points_2d, labels, classes, ax=None, title="embeddings, first two principal components"):
+    """Scatter of 2-D points (N, 2), e.g. :func:`kd_lab.analysis.pca_2d` of embeddings, one colour per
+    class (C0, C1, … by class index) with a legend of the classes present."""
+    p, lab = _np(points_2d), _np(labels, int).ravel()
+    if p.ndim != 2 or p.shape[1] != 2 or len(p) != lab.size:
+        raise ValueError(f"points_2d must be (N, 2) with N = {lab.size} labels, got {p.shape}")
+    fig, ax = _fig_ax(ax, (5.5, 4.6))
+    for c in np.unique(lab):
+        ax.scatter(p[lab == c, 0], p[lab == c, 1], s=8, color=f"C{c}", label=classes[c], alpha=0.8)
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+    if lab.size:
+        ax.legend(fontsize=7, markerscale=2, loc="best")
+    return fig
+
+
+def plot_epoch_metrics(history, keys, ax=None, ylabel=None, title="Measured with the test accuracy"):
+    """Numbers a method adds to the epoch records (``Method.epoch_metrics``) against epoch, one line per key;
+    ``history`` is one History or a list of ``(label, History)`` (one line per run and key). The y label
+    defaults to the keys."""
+    fig, ax = _fig_ax(ax, (5.5, 3.6))
+    ylabel = ", ".join(keys) if ylabel is None else ylabel
+    runs = [("", history)] if hasattr(history, "epochs") else list(history)
+    for i, (label, h) in enumerate(runs):
+        for j, key in enumerate(keys):
+            x, y = _series(h, key, where="epochs", x="epoch")
+            name = label if label and len(keys) == 1 else " · ".join(p for p in (label, key) if p)
+            if x.size:
+                ax.plot(x, y, marker="o", color=f"C{i * len(keys) + j}", label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    _finish(ax, "no measured epoch yet")
+    return fig
+
+
+def plot_relation_agreement(history, ax=None):
+    """The ``relation_agreement`` that :class:`kd_lab.methods.RKD` measures each epoch: the correlation of the
+    student's and the teacher's distance matrices on 256 fixed test images (1 = the same structure)."""
+    return plot_epoch_metrics(history, ["relation_agreement"], ax=ax, ylabel="correlation of distance matrices",
+                              title="Relation agreement with the teacher")
 
 
 # ------------------------------------------------------------------------------------- rendering

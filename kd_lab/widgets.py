@@ -5,6 +5,8 @@
   so the notebook stays responsive; ``sync=True`` runs it in the caller's thread (tests, nbval).
 * :class:`SoftTargetPanel` — a temperature slider over a teacher's real logits: one image's soft targets
   and the class-by-class "dark knowledge" matrix.
+* :class:`RelationPanel` — classes, batch size and anchor over real test images: the teacher's and a
+  student's distance matrices, their difference, and the angle matrices of one anchor (RKD's relations).
 
 Plots are rendered to PNG into ``ipywidgets.Image`` widgets (no pyplot, safe from a thread); the last
 drawn Figure is kept as ``panel.figure`` so that tests can read what was drawn.
@@ -17,21 +19,29 @@ import time
 from dataclasses import fields
 
 import ipywidgets as w
+from matplotlib.figure import Figure
 
 from . import viz
-from .analysis import soft_targets_by_class
+from .analysis import class_sorted_batch, embeddings, relation_agreement, soft_targets_by_class
 from .experiments import Setting, run_method
+from .losses import rkd_angle_loss, rkd_distance_loss
 from .methods import METHODS, method_options
 from .train import History, pick_device
 from .zoo import get_teacher
 
-__all__ = ["TrainingPanel", "SoftTargetPanel", "KNOB_SPECS"]
+__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "KNOB_SPECS"]
 
 # knob -> (min, max, step, label). Setting fields (labeled, epochs, ...) or method options (temperature, ...).
+# An int step gives an IntSlider (integer knobs such as k, labeled, epochs), a float step a FloatSlider.
 KNOB_SPECS = {
     "temperature": (0.5, 20.0, 0.5, "temperature T"),
     "alpha": (0.0, 1.0, 0.05, "α (weight of the KD term)"),
     "beta": (0.0, 16.0, 0.5, "β (weight of NCKD)"),
+    "distance_weight": (0.0, 100.0, 1.0, "λ_D (weight of RKD distance)"),
+    "angle_weight": (0.0, 100.0, 1.0, "λ_A (weight of RKD angle)"),
+    "kd_weight": (0.0, 1.0, 0.05, "κ (weight of KD; CE gets 1 − κ)"),
+    "k": (2, 4, 1, "K (number of DML peers)"),
+    "kl_weight": (0.0, 4.0, 0.1, "w (weight of the KL to the peers)"),
     "labeled": (100, 60000, 100, "labeled images"),
     "epochs": (1, 100, 1, "epochs"),
 }
@@ -99,10 +109,14 @@ class TrainingPanel(_Panel):
         self.stop_button.on_click(lambda _: self.stop())
         self.status = w.HTML(f"ready: <b>{self.method}</b> on {self.device}")
         self.plot = w.Image(format="png", layout=w.Layout(width="760px"))
+        self.live_metrics = tuple(getattr(METHODS[self.method], "live_metrics", ()))  # epoch metrics drawn live
+        self.metrics_plot = w.Image(format="png",
+                                    layout=w.Layout(width="480px", display="" if self.live_metrics else "none"))
         self.table = w.HTML()
         self.widget = w.VBox([*self.sliders.values(), w.HBox([self.train_button, self.stop_button]),
-                              self.status, self.plot, self.table])
+                              self.status, self.plot, self.metrics_plot, self.table])
         self._show(self.plot, viz.plot_history(History()))
+        self._draw_metrics(History())
 
     @property
     def running(self) -> bool:
@@ -171,7 +185,14 @@ class TrainingPanel(_Panel):
             return
         self._last_draw = now
         self._show(self.plot, viz.plot_history(h))
+        self._draw_metrics(h)
         self.table.value = self.runs_table_html()
+
+    def _draw_metrics(self, h: History) -> None:
+        """The method's ``live_metrics`` (e.g. RKD's relation agreement) against epoch, kept as ``metrics_figure``."""
+        if self.live_metrics:
+            self.metrics_figure = viz.plot_epoch_metrics(h, self.live_metrics)
+            self.metrics_plot.value = viz.figure_to_png(self.metrics_figure)
 
     def runs_table_html(self) -> str:
         """The runs of this session: knob values, status, accuracy, speed."""
@@ -220,3 +241,86 @@ class SoftTargetPanel(_Panel):
         self.matrix.value = viz.figure_to_png(self.matrix_figure)
         pairs = viz.most_similar_pairs(soft, self.classes, k=3)
         self.pairs.value = "most similar classes: " + "; ".join(f"{a} ↔ {b} ({v:.3f})" for a, b, v in pairs)
+
+
+class RelationPanel(_Panel):
+    """What relational distillation (Park et al. 2019, "Relational Knowledge Distillation") compares, on real
+    test images: pick classes, a batch size and an anchor j. The panel redraws the teacher's and a student's
+    normalised distance matrices and their difference (RKD-D's relation), and the angle matrices
+    cos∠(x_i, x_j, x_k) of the anchor for both (RKD-A's relation), with the batch sorted by class.
+
+    ``students`` is one model or a dict ``name -> model`` (a dropdown picks one; :meth:`add_student` adds
+    one later); ``data`` holds real images (:class:`kd_lab.data.ImageData`), the first ones of each class
+    are used.
+    """
+
+    def __init__(self, teacher, students, data, classes=None, batch_size: int = 40, anchor: int = 0):
+        self.teacher, self.data, self.names = teacher, data, list(data.classes)
+        self.students = dict(students) if isinstance(students, dict) else {"student": students}
+        picked = tuple(range(len(self.names))) if classes is None else tuple(classes)
+        self.classes = w.SelectMultiple(options=[(n, i) for i, n in enumerate(self.names)], value=picked,
+                                        description="classes", rows=min(10, len(self.names)))
+        self.batch_size = w.IntSlider(value=batch_size, min=4, max=128, description="batch size",
+                                      continuous_update=False)
+        self.anchor = w.IntSlider(value=anchor, min=0, max=batch_size - 1, description="anchor j",
+                                  continuous_update=False)
+        self.student = w.Dropdown(options=list(self.students), description="student")
+        self.relations = w.Image(format="png", layout=w.Layout(width="900px"))
+        self.angles = w.Image(format="png", layout=w.Layout(width="720px"))
+        self.status = w.HTML()
+        self._drawing = False
+        for control in (self.classes, self.batch_size, self.anchor, self.student):
+            control.observe(lambda _: self.redraw(), names="value")
+        self.widget = w.VBox([w.HBox([self.classes, w.VBox([self.batch_size, self.anchor, self.student])]),
+                              self.status, self.relations, self.angles])
+        self.redraw()
+
+    def add_student(self, name: str, model) -> None:
+        """Add (or replace) a student and show it."""
+        self.students[name] = model
+        self.student.options = list(self.students)
+        self.student.value = name
+        self.redraw()
+
+    def batch(self):
+        """Labels ``(B,)`` and the student's and teacher's embeddings ``(B, D_s)``, ``(B, D_t)`` of the batch."""
+        idx = class_sorted_batch(self.data.y, sorted(self.classes.value), self.batch_size.value)
+        images = self.data.subset(idx.to(self.data.device))
+        student = self.students[self.student.value]
+        return images.y.cpu(), embeddings(student, images), embeddings(self.teacher, images)
+
+    def redraw(self) -> None:
+        if self._drawing:                       # a control changed while we adjust the anchor's range
+            return
+        self._drawing = True
+        try:
+            self._draw()
+        finally:
+            self._drawing = False
+
+    def _draw(self) -> None:
+        if not self.classes.value:
+            self.status.value = "pick at least one class"
+            return
+        labels, emb_s, emb_t = self.batch()
+        if len(labels) < 3:
+            self.status.value = f"only {len(labels)} image(s): pick a larger batch"
+            return
+        self.anchor.max = len(labels) - 1
+        j, name = self.anchor.value, self.student.value
+        self.relation_figure = viz.plot_relation_matrices(emb_s, emb_t, labels, self.names, student_name=name)
+        self._show(self.relations, self.relation_figure)
+        self.angle_figure = self._angle_figure(labels, emb_s, emb_t, j)
+        self.angles.value = viz.figure_to_png(self.angle_figure)
+        self.status.value = (f"{len(labels)} test images · anchor j = {j} ({self.names[int(labels[j])]}) · "
+                             f"relation agreement {relation_agreement(emb_s, emb_t):.3f} · "
+                             f"RKD-D loss {float(rkd_distance_loss(emb_s, emb_t)):.4f} · "
+                             f"RKD-A loss {float(rkd_angle_loss(emb_s, emb_t)):.4f}")
+
+    def _angle_figure(self, labels, emb_s, emb_t, j):
+        fig = Figure(figsize=(11, 4.6), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, (who, emb) in zip(axes, (("teacher", emb_t), (self.student.value, emb_s))):
+            viz.plot_angle_matrix(emb, j, ax=ax, labels=labels, classes=self.names,
+                                  title=f"{who}: cos∠(x_i, x_j, x_k), anchor j = {j}")
+        return fig

@@ -69,6 +69,18 @@ def test_bench_prints_both_loops_and_the_ratio():
     lines = done.stdout.splitlines()
     ref = next(line for line in lines if line.startswith("reference"))
     ours = [line for line in lines if line.startswith("kd_lab fit")]
-    assert "1.00x" in ref and ours and all(line.split("|")[3].strip().endswith("x") for line in ours)
+    assert "1.00x" in ref and ours and all(line.split("|")[4].strip().endswith("x") for line in ours)
     assert any("fp32" in line for line in ours)
     assert "device: cpu" in done.stdout
+
+
+def test_run_dml_with_three_alternating_heterogeneous_peers():
+    done = kd_lab("run", "dml", "--set", "k=3", "--set", "peers=student,student-tiny", "--set", "mode=alternating",
+                  "--epochs", "1", "--labeled", "100", "--test-size", "200", "--device", "cpu", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    assert record["options"] == {"k": 3, "peers": "student,student-tiny", "mode": "alternating"}
+    assert set(record["final_loss_terms"]) == {"total", *(f"{t}_{i}" for i in range(3) for t in ("ce", "kl"))}
+    assert {"acc_0", "acc_1", "acc_2", "acc_ensemble", "agree_0_1", "agree_0_2"} <= set(record["last_epoch"])
+    bad = kd_lab("run", "dml", "--set", "k=7", "--device", "cpu")
+    assert bad.returncode == 2 and "k (the number of peers) must be an integer in 2..4, got 7" in bad.stderr

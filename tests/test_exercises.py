@@ -52,3 +52,124 @@ def test_check_temperature_limits(capsys):
     assert "1/K (uniform)" in capsys.readouterr().out
     assert not exercises.check_temperature_limits("uniform", "sharp")
     assert "'sharp' is not one of" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ lesson 05: RKD
+def right_distances(e):
+    d = (e[:, None] - e[None]).norm(dim=2)                          # (B, B)
+    return d / d[~torch.eye(len(e), dtype=torch.bool)].mean()
+
+
+def raw_distances(e):
+    return (e[:, None] - e[None]).norm(dim=2)
+
+
+@pytest.mark.parametrize("fn,message", [
+    (right_distances, "✅ your distance matrix matches"),
+    (raw_distances, "raw distances: divide by μ"),
+    (lambda e: raw_distances(e) / raw_distances(e).mean(), "the zeros of the diagonal may not count"),
+    (lambda e: right_distances(e) ** 2 / (right_distances(e) ** 2)[~torch.eye(len(e), dtype=torch.bool)].mean(),
+     "take the square root"),
+    (lambda e: right_distances(e) / 0 * 0, "NaN in the result"),
+    (lambda e: right_distances(e)[:, :2], "expected shape (6, 6), got (6, 2)"),
+    (not_done, "not implemented yet"),
+])
+def test_check_distance_matrix(capsys, fn, message):
+    ok = exercises.check_distance_matrix(fn)
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")
+
+
+def right_angles(e):
+    unit = torch.nn.functional.normalize(e[:, None] - e[None], dim=2)      # (B, B, D): e_ij
+    return torch.einsum("ijd,kjd->ijk", unit, unit)
+
+
+def nan_angles(e):
+    diff = e[:, None] - e[None]
+    unit = diff / diff.norm(dim=2, keepdim=True)                             # 0 / 0 on the diagonal
+    return torch.einsum("ijd,kjd->ijk", unit, unit)
+
+
+def test_check_angle_tensor_by_hand_on_a_right_triangle():
+    a = right_angles(exercises._TRIANGLE)
+    assert float(a[1, 0, 2]) == pytest.approx(0.0, abs=1e-7)                  # 90° at x_0
+    assert float(a[0, 1, 2]) == pytest.approx(2 ** -0.5) and float(a[0, 2, 1]) == pytest.approx(2 ** -0.5)
+    assert float(a[0, 1, 0]) == pytest.approx(1.0) and float(a[1, 1, 2]) == 0.0
+
+
+@pytest.mark.parametrize("fn,message", [
+    (right_angles, "✅ your angle tensor is right on the triangle"),
+    (lambda e: right_angles(e).permute(1, 0, 2), "the vertex of the angle is the middle index j"),
+    (lambda e: torch.einsum("ijd,kjd->ijk", e[:, None] - e[None], e[:, None] - e[None]), "divide each difference"),
+    (nan_angles, "NaN in the result"),
+    (lambda e: right_angles(e).mean(0), "expected shape (3, 3, 3), got (3, 3)"),
+    (lambda e: right_angles(e) * 0.5, "(a[0, 1, 0] should be 1.000, yours is 0.500)"),
+    (not_done, "not implemented yet"),
+])
+def test_check_angle_tensor(capsys, fn, message):
+    ok = exercises.check_angle_tensor(fn)
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")
+
+
+# ------------------------------------------------------------------------------- lesson 03: DML
+def _kl(p_logits, q_logits, T):
+    """T²·KL(softmax(p/T) ‖ softmax(q/T)), mean over the batch."""
+    log_p, log_q = torch.log_softmax(p_logits / T, -1), torch.log_softmax(q_logits / T, -1)
+    return T * T * (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+
+def dml_with(ce=True, kl_scale=lambda k: 1 / (k - 1), detach=True, reverse=False, t2=True):
+    def fn(logits, y, T):
+        k, out = len(logits), []
+        for i, z in enumerate(logits):
+            kl = 0.0
+            for j, z_j in enumerate(logits):
+                if j != i:
+                    peer = z_j.detach() if detach else z_j
+                    kl = kl + (_kl(z, peer, T) if reverse else _kl(peer, z, T)) / (1 if t2 else T * T)
+            ce_i = torch.nn.functional.cross_entropy(z, y) if ce else 0.0
+            out.append(ce_i + kl_scale(k) * kl)
+        return out
+    return fn
+
+
+@pytest.mark.parametrize("fn,message", [
+    (dml_with(), "✅ your DML losses match"),
+    (lambda logits, y, T: torch.stack(dml_with()(logits, y, T)), "✅ your DML losses match"),
+    (dml_with(detach=False), "sent a gradient into peer 1's logits: detach the peers"),
+    (dml_with(ce=False), "the cross-entropy with the labels is missing"),
+    (dml_with(kl_scale=lambda k: 0.0), "the KL to the peers is missing"),
+    (dml_with(kl_scale=lambda k: 1.0), "you summed the KL over the peers"),
+    (dml_with(kl_scale=lambda k: 1 / k), "average over the K − 1 *other* peers"),
+    (dml_with(reverse=True), "wrong direction"),
+    (dml_with(t2=False), "the T² factor is missing"),
+    (lambda logits, y, T: dml_with()(logits, y, T)[:1], "expected a list of K = 2 losses"),
+    (lambda logits, y, T: [v.detach() for v in dml_with()(logits, y, T)], "peer 0's loss has no gradient"),
+    (not_done, "not implemented yet"),
+])
+def test_check_dml_loss(capsys, fn, message):
+    ok = exercises.check_dml_loss(fn)
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")
+
+
+def test_check_dml_loss_wants_the_gradient_on_z_k_not_on_the_peers(capsys):
+    def detach_the_wrong_one(logits, y, T):
+        out = []
+        for i, z in enumerate(logits):
+            others = [z_j for j, z_j in enumerate(logits) if j != i]
+            kl = sum(_kl(z_j, z.detach(), T) for z_j in others) / len(others)
+            out.append(torch.nn.functional.cross_entropy(z, y) + kl)
+        return out
+    assert not exercises.check_dml_loss(detach_the_wrong_one)
+    assert "sent a gradient into peer 1" in capsys.readouterr().out
+
+
+def test_check_detach(capsys):
+    assert set(exercises.DETACH_CHOICES) == {"a", "b", "c", "d"}
+    assert exercises.check_detach("b")
+    assert "✅ (b)" in capsys.readouterr().out
+    for wrong in "acd":
+        assert not exercises.check_detach(wrong)
+        assert f"not ({wrong})" in capsys.readouterr().out
+    assert not exercises.check_detach("e")
+    assert "'e' is not one of ['a', 'b', 'c', 'd']" in capsys.readouterr().out

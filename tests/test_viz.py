@@ -336,3 +336,155 @@ def test_importing_viz_changes_no_global_state():
             "import kd_lab.viz; assert snap() == before and len(before) > 100; "
             "assert 'matplotlib.pyplot' not in sys.modules and 'seaborn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ------------------------------------------------------------------------------------- DML peers
+def dml_history():
+    """Three peers; epoch 2 was not measured (no peer metrics), as with eval_every > 1."""
+    def measured(e, base):
+        return {"epoch": e, "train_acc": 0.5, "test_acc": base, "acc_0": base, "acc_1": base - 0.05,
+                "acc_2": base - 0.1, "acc_ensemble": base + 0.02, "agree_0_1": 0.6 + 0.1 * e,
+                "agree_0_2": 0.5 + 0.1 * e, "kl_0_1": 0.3, "kl_0_2": 0.4}
+    epochs = [measured(1, 0.6), {"epoch": 2, "train_acc": None, "test_acc": None}, measured(3, 0.8)]
+    return History(method="dml", config={"peers": "student,student-tiny,student"}, epochs=epochs)
+
+
+def test_peers_plot_each_peer_the_ensemble_and_the_agreement_in_percent():
+    fig = viz.plot_peers(dml_history())
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    acc_ax, agree_ax = fig.axes
+    labels = [ln.get_label() for ln in acc_ax.lines]
+    assert labels == ["peer 0 (student)", "peer 1 (student-tiny)", "peer 2 (student)", "ensemble"]
+    assert np.allclose(acc_ax.lines[0].get_xdata(), [1, 3])                  # the unmeasured epoch is skipped
+    assert np.allclose(acc_ax.lines[1].get_ydata(), [55, 75])
+    assert np.allclose(acc_ax.lines[3].get_ydata(), [62, 82]) and acc_ax.lines[3].get_linestyle() == "--"
+    assert [ln.get_label() for ln in agree_ax.lines] == ["peer 0 vs peer 1", "peer 0 vs peer 2"]
+    assert np.allclose(agree_ax.lines[0].get_ydata(), [70, 90]) and np.allclose(agree_ax.lines[1].get_ydata(), [60, 80])
+    assert acc_ax.get_title() == "Test accuracy of each peer" and agree_ax.get_title() == "Agreement with peer 0"
+    assert "%" in acc_ax.get_ylabel() and "%" in agree_ax.get_ylabel() and agree_ax.get_xlabel() == "epoch"
+    assert acc_ax.get_legend() is not None and agree_ax.get_legend() is not None
+
+
+def test_peers_plot_into_given_axes_and_without_measurements():
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    assert viz.plot_peers(History(), axes=axes) is fig and len(fig.axes) == 2
+    for ax in axes:
+        assert not ax.lines and "no measured epoch yet" in [t.get_text() for t in ax.texts]
+    unnamed = History(epochs=[{"epoch": 1, "acc_0": 0.5, "acc_1": 0.4}])      # no peers in the config
+    acc_ax, agree_ax = viz.plot_peers(unnamed).axes
+    assert [ln.get_label() for ln in acc_ax.lines] == ["peer 0", "peer 1"] and not agree_ax.lines
+    assert viz.figure_to_png(viz.plot_peers(dml_history()), dpi=30).startswith(b"\x89PNG")
+
+
+# ------------------------------------------------------------------------------- relations (RKD)
+def embedding_batch(seed=0, n=12, d=6):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g)
+
+
+def image_data(ax):
+    return torch.as_tensor(np.asarray(ax.images[0].get_array()), dtype=torch.float32)
+
+
+def test_relation_matrices_teacher_student_and_difference_sorted_by_class():
+    from kd_lab.losses import rkd_distance_matrix
+    s, t = embedding_batch(0, 12, 4), embedding_batch(1, 12, 8)
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 0, 2, 1, 0, 1, 2])
+    fig = viz.plot_relation_matrices(s, t, labels, CLASSES)
+    heat = [ax for ax in fig.axes if ax.images]
+    assert len(heat) == 3 and len(fig.axes) == 6                          # three heatmaps with colour bars
+    order = torch.argsort(labels, stable=True)
+    d_t, d_s = rkd_distance_matrix(t[order]), rkd_distance_matrix(s[order])
+    torch.testing.assert_close(image_data(heat[0]), d_t)
+    torch.testing.assert_close(image_data(heat[1]), d_s)
+    torch.testing.assert_close(image_data(heat[2]), d_s - d_t)
+    assert heat[0].get_title().startswith("teacher") and heat[1].get_title().startswith("student")
+    assert f"mean |Δ| = {float((d_s - d_t).abs().mean()):.3f}" in heat[2].get_title()
+    assert heat[0].images[0].get_clim() == heat[1].images[0].get_clim()  # one colour scale for both
+    lo, hi = heat[2].images[0].get_clim()
+    assert lo == pytest.approx(-hi)                                       # the difference is centred on 0
+    assert [t.get_text() for t in heat[0].get_xticklabels()] == CLASSES[:3]
+    assert np.allclose(heat[0].get_xticks(), [1.5, 5.5, 9.5])             # block centres of 4 images each
+
+
+def test_relation_matrices_into_given_axes_and_bad_input():
+    fig = Figure()
+    axes = fig.subplots(1, 3)
+    e = embedding_batch(2, 5, 3)
+    out = viz.plot_relation_matrices(e, e, [0, 0, 1, 1, 1], CLASSES, axes=axes, student_name="RKD student")
+    assert out is fig and "RKD student" in axes[1].get_title()
+    assert np.allclose(image_data(axes[2]), 0, atol=1e-6)                 # identical embeddings: no difference
+    with pytest.raises(ValueError, match="4 labels for 5 student and 5 teacher embeddings"):
+        viz.plot_relation_matrices(e, e, [0, 0, 1, 1], CLASSES)
+    with pytest.raises(ValueError, match="needs 3 axes, got 2"):
+        viz.plot_relation_matrices(e, e, [0] * 5, CLASSES, axes=axes[:2])
+
+
+def test_angle_matrix_is_the_anchor_slice_of_the_angle_tensor():
+    from kd_lab.losses import rkd_angle_tensor
+    e = embedding_batch(3, 9, 5)
+    fig = viz.plot_angle_matrix(e, 4)
+    ax = fig.axes[0]
+    a = image_data(ax)
+    torch.testing.assert_close(a, rkd_angle_tensor(e)[:, 4, :])
+    assert torch.all(a[4] == 0) and torch.all(a[:, 4] == 0)               # no direction from x_j to itself
+    assert torch.allclose(a.diagonal()[torch.arange(9) != 4], torch.ones(8))   # angle between x_i and itself
+    assert ax.images[0].get_clim() == (-1, 1) and "anchor j = 4" in ax.get_title()
+    assert ax.get_xlabel() == "k" and ax.get_ylabel() == "i"
+
+
+def test_angle_matrix_with_classes_into_a_given_ax_and_bad_anchor():
+    fig, ax = fresh_ax()
+    e = embedding_batch(4, 6, 3)
+    assert viz.plot_angle_matrix(e, 0, ax=ax, labels=[1, 1, 1, 3, 3, 3], classes=CLASSES, title="mine") is fig
+    assert ax.get_title() == "mine" and [t.get_text() for t in ax.get_yticklabels()] == ["Trouser", "Dress"]
+    with pytest.raises(ValueError, match=r"anchor must be in \[0, 5\] for a batch of 6, got 6"):
+        viz.plot_angle_matrix(e, 6)
+
+
+def test_embedding_2d_one_scatter_per_class_at_the_given_points():
+    points = torch.arange(16, dtype=torch.float32).view(8, 2)
+    labels = torch.tensor([0, 3, 0, 3, 1, 1, 0, 3])
+    fig = viz.plot_embedding_2d(points, labels, CLASSES)
+    ax = fig.axes[0]
+    assert [c.get_label() for c in ax.collections] == ["T-shirt", "Trouser", "Dress"]
+    for coll, cls in zip(ax.collections, (0, 1, 3)):
+        assert np.allclose(coll.get_offsets(), points[labels == cls].numpy())
+        assert np.allclose(coll.get_facecolor()[0][:3], to_rgba(f"C{cls}")[:3])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["T-shirt", "Trouser", "Dress"]
+    assert ax.get_xlabel() == "PC 1" and ax.get_ylabel() == "PC 2"
+    fig2, ax2 = fresh_ax()
+    assert viz.plot_embedding_2d(points, labels, CLASSES, ax=ax2, title="after") is fig2 and ax2.get_title() == "after"
+    with pytest.raises(ValueError, match=r"points_2d must be \(N, 2\) with N = 8 labels, got \(8, 3\)"):
+        viz.plot_embedding_2d(torch.zeros(8, 3), labels, CLASSES)
+
+
+def rkd_history(values, label="rkd"):
+    epochs = [{"epoch": i + 1, "train_acc": 0.5, "test_acc": 0.5 if v is not None else None,
+               **({"relation_agreement": v} if v is not None else {})} for i, v in enumerate(values)]
+    return History(method=label, epochs=epochs)
+
+
+def test_relation_agreement_against_epoch_skips_unmeasured_epochs():
+    fig = viz.plot_relation_agreement(rkd_history([0.2, None, 0.6, 0.8]))
+    ax = fig.axes[0]
+    assert len(ax.lines) == 1 and ax.lines[0].get_label() == "relation_agreement"
+    assert np.allclose(ax.lines[0].get_xdata(), [1, 3, 4]) and np.allclose(ax.lines[0].get_ydata(), [0.2, 0.6, 0.8])
+    assert ax.get_title() == "Relation agreement with the teacher" and ax.get_xlabel() == "epoch"
+    runs = [("RKD-D", rkd_history([0.3, 0.5])), ("RKD-A", rkd_history([0.1, 0.4]))]
+    fig2, ax2 = fresh_ax()
+    assert viz.plot_relation_agreement(runs, ax=ax2) is fig2
+    assert [ln.get_label() for ln in ax2.lines] == ["RKD-D", "RKD-A"]
+    empty = viz.plot_epoch_metrics(History(), ["relation_agreement", "other"]).axes[0]
+    assert not empty.lines and "no measured epoch yet" in [t.get_text() for t in empty.texts]
+    for f in (fig, fig2):
+        assert viz.figure_to_png(f, dpi=30).startswith(b"\x89PNG")
+
+
+def test_epoch_metrics_one_line_per_key_labelled_by_default():
+    h = History(epochs=[{"epoch": 1, "a": 0.1, "b": 2.0}, {"epoch": 2, "a": 0.3, "b": None}])
+    ax = viz.plot_epoch_metrics(h, ["a", "b"]).axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["a", "b"] and ax.get_ylabel() == "a, b"
+    assert np.allclose(ax.lines[0].get_ydata(), [0.1, 0.3]) and np.allclose(ax.lines[1].get_xdata(), [1])
+    assert ax.get_title() == "Measured with the test accuracy"

@@ -116,3 +116,20 @@ def test_soft_target_panel_redraws_for_the_new_temperature():
     panel.index.value = 7
     assert FASHION_CLASSES[7] in panel.bars_figure.axes[0].get_title()
     assert panel.pairs.value.startswith("most similar classes:")
+
+
+def test_dml_panel_has_an_integer_slider_for_k_and_trains_k_peers():
+    import ipywidgets as w
+    panel = TrainingPanel("dml", None, SETTING, device="cpu", sync=True, redraw_s=0.0)
+    assert set(panel.sliders) == {"k", "kl_weight", "temperature"}
+    assert isinstance(panel.sliders["k"], w.IntSlider) and (panel.sliders["k"].min, panel.sliders["k"].max) == (2, 4)
+    assert isinstance(panel.sliders["kl_weight"], w.FloatSlider)
+    panel.sliders["k"].value = 3
+    panel.sliders["kl_weight"].value = 0.5
+    run = panel.train()
+    h = run["history"]
+    assert run["status"] == "finished" and h.config["k"] == 3 and h.config["kl_weight"] == 0.5
+    assert h.term_names == ["ce_0", "kl_0", "ce_1", "kl_1", "ce_2", "kl_2"]
+    assert {"acc_2", "acc_ensemble", "agree_0_2"} <= set(h.epochs[-1])
+    legend = {t.get_text() for t in panel.figure.axes[0].get_legend().get_texts()}
+    assert {"ce_2", "kl_2", "total"} <= legend

@@ -40,6 +40,7 @@ ones discussed below.
 """)
 
 code(r"""
+%matplotlib inline
 import torch
 import matplotlib.pyplot as plt
 from dataclasses import replace
