@@ -1,26 +1,12 @@
 """Writes notebooks/05_rkd.ipynb (without outputs) from the cells below.
 
-The notebook is the lesson; this script only keeps its source reviewable as plain text. After editing,
-run it, then execute the notebook in full mode to refresh the committed outputs:
-
-    .venv/bin/python tools/build_lesson_05.py
-    .venv/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 \
-        --ExecutePreprocessor.store_widget_state=True notebooks/05_rkd.ipynb
+The notebook is the lesson; this script keeps its source reviewable as plain text (see
+tools/lesson_builder.py for how to rebuild and re-execute it).
 """
-from pathlib import Path
+from lesson_builder import Lesson
 
-import nbformat as nbf
-
-CELLS = []
-
-
-def md(text):
-    CELLS.append(nbf.v4.new_markdown_cell(text.strip()))
-
-
-def code(text):
-    CELLS.append(nbf.v4.new_code_cell(text.strip()))
-
+LESSON = Lesson("05_rkd.ipynb")
+md, code = LESSON.md, LESSON.code
 
 md(r"""
 # Lesson 05 — Relation-based distillation: RKD distance and angle
@@ -491,15 +477,5 @@ IJCV 2021.
 """)
 
 
-def main():
-    nb = nbf.v4.new_notebook()
-    nb.cells = CELLS
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    out = Path(__file__).resolve().parents[1] / "notebooks" / "05_rkd.ipynb"
-    nbf.write(nb, out)
-    print(f"wrote {out} ({len(CELLS)} cells)")
-
-
 if __name__ == "__main__":
-    main()
+    LESSON.write()
