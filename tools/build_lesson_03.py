@@ -361,7 +361,28 @@ viz.plot_runs_bar(acc_v, title="student peers: K = 2 and 3, simultaneous and alt
 """)
 
 md(r"""
-RESULTS_DML
+**What was measured.** This notebook's committed copy does not yet carry full-mode outputs (a full run
+takes about 40 minutes on a 2-core CPU). Its cells were run in full mode as a script on an NVIDIA H200
+(PyTorch 2.11), 3 seeds, 1,000 labels, 60 epochs:
+
+| | mean ± std over 3 seeds |
+|---|---|
+| student alone | 84.10 ± 0.54 % |
+| student, trained with DML | 84.05 ± 0.35 % |
+| student-tiny alone | 82.73 ± 0.43 % |
+| student-tiny, trained with DML | 82.61 ± 0.84 % |
+| ensemble of the two trained alone | 84.59 ± 0.38 % |
+| ensemble of the DML pair | 83.92 ± 0.44 % |
+| agreement of the pair, alone / DML | 87.9 % / 91.3 % |
+
+In this setting DML did **not** help beyond seed noise: each peer is where it was alone, and because
+mutual learning makes the peers agree more (91 % instead of 88 % of test images), their ensemble gains
+*less* than the ensemble of two independently trained networks. The variants (two `student` peers
+84.29 ± 0.17 %, alternating updates 84.23 ± 0.45 %, three peers 84.35 ± 0.03 %) are within noise too;
+a KL weight of 4 hurt (82.7 %). With 250 labels the student went from 74.67 ± 0.70 % alone to
+75.52 ± 0.97 % with DML — still within noise. The paper's gains were on CIFAR-100 and person
+re-identification, with many classes and much larger networks; the dark knowledge peers can share among
+ten Fashion-MNIST classes is small.
 """)
 
 md(r"""
