@@ -264,7 +264,7 @@ viz.plot_runs_bar(acc, title=f"{SETTING.labeled} labeled images, {len(SEEDS)} se
 """)
 
 md(r"""
-RESULTS_MAIN
+**What this run measured** (full mode, 2-core CPU, 3 seeds): the scratch student reached 83.55 ± 0.54 % and the KD student 87.21 ± 0.31 %; KD was ahead on every seed, by 3.65 ± 0.80 points (4.57, 3.28, 3.11). DESIGN.md measured about +4.5 points with 1,000 labels in its own runs; here the gain is a little smaller but well outside the seed noise of either group.
 """)
 
 md(r"""
@@ -296,7 +296,7 @@ for a in ALPHAS:
 """)
 
 md(r"""
-RESULTS_SWEEP
+**What the sweeps measured** (2 seeds each): T = 1 gave 85.59 ± 0.11 %, already 2 points above scratch (the soft targets at T = 1 still carry some dark knowledge); T = 2, 4, 8 and 16 all gave 87.1–87.3 %, within noise of each other — on this data set any T ≥ 2 works. Over α: 86.47 % (α = 0.25), 86.82 % (0.5), 87.24 % (0.9), 86.84 ± 1.10 % (1.0, no labels at all). More weight on the teacher helps up to 0.9; with α = 1 the student still beats scratch by about 3 points without seeing a single label, but varies more between seeds.
 """)
 
 md(r"""
@@ -342,7 +342,7 @@ viz.plot_per_class({"teacher": evaluate(teacher, test_view).per_class,
 """)
 
 md(r"""
-RESULTS_OMITTED
+**What this run measured** (3 seeds): with no trouser in its 4,505-image transfer set, the student recognised **0 %** of the test trousers on every seed — and, as in Hinton's MNIST experiment, the knowledge was there but the class's bias was too low: raising that one bias by 6.0–6.5 (chosen on held-out training images) lifted trouser accuracy to 82.7 %, 82.9 % and 88.0 % (chance is 10 %), and overall accuracy from 77.9–79.2 % to 84.3–84.8 %. Everything the student knows about trousers came from the soft targets the teacher gave to *other* classes.
 """)
 
 md(r"""
@@ -374,7 +374,7 @@ viz.plot_runs_bar(acc, ax=axes[2], title="scratch, KD and DKD");
 """)
 
 md(r"""
-RESULTS_DKD
+**What this run measured** (3 seeds): DKD with the paper's CIFAR settings (α = 1, β = 8, T = 4) reached 84.63 ± 1.70 %: above scratch on average, below KD, and with three times KD's spread (83.14, 86.48, 84.28). On the untrained student's batch the target part dominates (TCKD 10.46 vs NCKD 2.50). We did not tune α, β or add the paper's warm-up of the distillation weight; with 1,000 labels and a 10-class problem, DKD's decoupling did not pay off here — a reminder that a method's defaults come from its paper's setting.
 """)
 
 md(r"""
