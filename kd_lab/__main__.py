@@ -5,6 +5,7 @@ import argparse
 import json
 import shutil
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -44,16 +45,11 @@ def cmd_teacher(args) -> int:
           f"{info['train_s']:.0f} s on {info['device']} (amp {info.get('amp')}); file {info['path']}")
     if args.ship:
         zoo.SHIPPED_DIR.mkdir(exist_ok=True)
-        dest = zoo.SHIPPED_DIR / _name_of(info["path"])
+        dest = zoo.SHIPPED_DIR / Path(info["path"]).name
         if str(dest) != info["path"]:
             shutil.copyfile(info["path"], dest)
         print(f"shipped copy: {dest}")
     return 0
-
-
-def _name_of(path: str) -> str:
-    from pathlib import Path
-    return Path(path).name
 
 
 def _split_method_options(method: str, args) -> dict:
@@ -67,7 +63,7 @@ def _split_method_options(method: str, args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .experiments import Setting, run_method, summarize
+    from .experiments import Setting, run_method
     options = _split_method_options(args.method, args)
     overrides = {k: getattr(args, k) for k in ("dataset", "epochs", "batch_size", "lr", "student", "test_size")
                  if getattr(args, k) is not None}
