@@ -497,8 +497,9 @@ def rkd_angle_tensor(emb: Tensor) -> Tensor:
     """
     _check_embeddings("emb", emb)
     x = emb.float()  # (B, D)
-    e = F.normalize(x[:, None, :] - x[None, :, :], p=2, dim=2, eps=_EPS)  # (B, B, D), e[i, j]
-    return torch.einsum("ijd,kjd->ijk", e, e)  # (B, B, B)
+    with torch.autocast(x.device.type, enabled=False):  # autocast would run the einsum in bf16
+        e = F.normalize(x[:, None, :] - x[None, :, :], p=2, dim=2, eps=_EPS)  # (B, B, D), e[i, j]
+        return torch.einsum("ijd,kjd->ijk", e, e)  # (B, B, B)
 
 
 def rkd_angle_loss(student_emb: Tensor, teacher_emb: Tensor) -> Tensor:

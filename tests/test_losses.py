@@ -633,3 +633,13 @@ def test_public_names():
         ]
     )
     assert all(callable(getattr(L, name)) for name in L.__all__)
+
+
+def test_rkd_angle_tensor_stays_float32_under_bf16_autocast():
+    """The einsum of the angle tensor would run in bf16 under autocast; the loss keeps it in float32."""
+    emb = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    want = L.rkd_angle_tensor(emb)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = L.rkd_angle_tensor(emb)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)
