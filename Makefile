@@ -8,7 +8,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test bench data kernel teacher clean
+.PHONY: setup browser lab test bench data kernel teacher clean
 
 setup: $(STAMP) data kernel
 
@@ -24,10 +24,25 @@ data: $(STAMP)
 kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name kd_lab --display-name "Python (kd_lab)" >/dev/null
 
+# Chromium for the browser tests (tests/test_browser.py), from the system's packages: installed with apt
+# when none is found and the machine has apt and runs as root, else a note says what to install.
+CHROMIUM_NAMES := chromium chromium-browser google-chrome google-chrome-stable
+browser:
+	@if [ -n "$$KD_LAB_CHROMIUM" ] || [ -n "$$(command -v $(CHROMIUM_NAMES) 2>/dev/null)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Chromium for the browser tests: apt-get install chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "WARNING: 'apt-get install chromium' failed: the browser tests will skip (or fail in CI)"; \
+	else \
+	  echo "NOTE: the browser tests (tests/test_browser.py) need Chromium and none was found: install your"; \
+	  echo "      system's chromium package (Debian/Ubuntu: sudo apt-get install chromium) or set"; \
+	  echo "      KD_LAB_CHROMIUM=/path/to/chromium. Without it they are skipped."; \
+	fi
+
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
-test: setup
+test: setup browser
 	KD_LAB_QUICK=1 $(BIN)/python -m pytest -q tests --nbval-lax notebooks $(PYTEST_ARGS)
 
 bench: setup

@@ -1,4 +1,4 @@
-"""Command line: ``python -m kd_lab {data,teacher,run,bench} ...`` (``--help`` on each)."""
+"""Command line: ``python -m kd_lab {data,teacher,run,bench,compare} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -102,6 +102,37 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cmd_compare(args) -> int:
+    import signal
+    from dataclasses import replace
+
+    from . import compare
+    from .experiments import Setting
+    from .train import quick_mode
+    overrides = {k: getattr(args, k) for k in ("dataset", "epochs", "batch_size", "lr", "student", "test_size",
+                                                "steps") if getattr(args, k) is not None}
+    setting = Setting.default(**overrides)
+    setting = replace(setting, eval_every=args.eval_every or setting.epochs)
+    out = Path(args.out) if args.out else compare.default_out(setting.dataset, quick_mode())
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)    # kill: stop like Ctrl-C, the CSV stays valid
+    try:
+        rows = compare.run_comparison(args.methods, args.seeds, args.labeled, setting, args.device, out,
+                                      resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished runs are in {out}: run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    every = compare.current_rows(compare.read_rows(out), rows[0]["setting_key"]) if rows else []
+    print(compare.write_report(every, out.with_suffix(".md"), baseline=args.baseline))   # earlier runs too
+    print(f"\nrows: {out}; table: {out.with_suffix('.md')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m kd_lab", description="kd_lab: knowledge distillation course tools")
     sub = p.add_subparsers(dest="command", required=True)
@@ -141,7 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--images", type=int, default=None, help="training images per epoch (default: all on GPU, 6000 on CPU)")
     b.add_argument("--teacher-recipe", default=None, help="also time training this teacher recipe (full or quick)")
     b.add_argument("--batch-size", type=int, default=128, help="batch size of both loops")
+    b.add_argument("--methods", nargs="?", const="all", default=None, metavar="M1,M2",
+                   help="instead: images/s of each method's training step (default all), ratio to the first")
     b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("compare", help="every method on one budget over seeds: CSV of runs, Markdown table")
+    c.add_argument("--methods", default="all", help="comma-separated methods (default: all registered)")
+    c.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default 3)")
+    c.add_argument("--labeled", default="1000", help="labeled images, 'all', or a comma list of sizes")
+    c.add_argument("--epochs", type=int)
+    c.add_argument("--eval-every", type=int, help="measure test accuracy every N epochs (default: last only)")
+    c.add_argument("--steps", type=int, help="a budget in optimizer steps for every method instead of --epochs")
+    c.add_argument("--dataset")
+    c.add_argument("--student", help="student preset")
+    c.add_argument("--batch-size", type=int)
+    c.add_argument("--lr", type=float)
+    c.add_argument("--test-size", type=int, help="evaluate on the first N test images")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--out", help="CSV of runs (default results/compare-<dataset>.csv; -quick in quick mode)")
+    c.add_argument("--baseline", default="scratch", help="method the table's Δ column compares with")
+    resume = c.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=True,
+                        help="skip runs already in the CSV with status ok (default)")
+    resume.add_argument("--fresh", dest="resume", action="store_false",
+                        help="run everything again; new rows supersede the old ones")
+    c.set_defaults(func=cmd_compare)
     return p
 
 

@@ -1,4 +1,5 @@
-"""Benchmark: images/s of a KD epoch through ``fit`` against a tutorial-style reference loop.
+"""Benchmarks: images/s of a KD epoch through ``fit`` against a tutorial-style reference loop, and
+(:func:`method_steps`) of every method's training step on the same device, in one table.
 
 The reference is how most tutorials write it: a torchvision ``FashionMNIST`` Dataset with PIL
 transforms, a ``DataLoader`` with 2 workers, fp32, and a host-to-device copy per batch. Both loops
@@ -7,20 +8,23 @@ in the same process, and the table prints the ratio.
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from . import data as kd_data
+from .experiments import Setting, train_method
 from .losses import kd_loss
 from .methods import KD
 from .models import build_model
 from .train import amp_enabled, device_name, fit, pick_device, seed_everything
 from .zoo import RECIPES, get_teacher, train_teacher
 
-__all__ = ["reference_kd_epoch", "kd_lab_kd_epoch", "run", "main"]
+__all__ = ["reference_kd_epoch", "kd_lab_kd_epoch", "run", "main", "method_steps", "format_method_table"]
 
 
 def _tutorial_dataset(root, n_images: int):
@@ -111,7 +115,63 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ every method's training step
+def method_steps(methods=None, device="auto", n_images: int | None = None, batch_size: int = 128,
+                 dataset: str = "fashion-mnist") -> list[dict]:
+    """Images/s of each method's training step, through the path the comparison uses
+    (:func:`kd_lab.experiments.train_method`: same data, student, batch size and device), one epoch of
+    ``n_images`` labeled images after a warm-up run of the same method; ratio to the first method that ran
+    (``scratch`` in the default course order). A method that raises gets a row with its error."""
+    from .compare import resolve_methods
+    names, dev = resolve_methods(methods), pick_device(device)
+    n = (60000 if dev.type == "cuda" else 4000) if n_images is None else n_images
+    if n <= 0 or batch_size <= 0:
+        raise ValueError(f"images and batch size must be positive integers, got {n} and {batch_size}")
+    train, _ = kd_data.load(dataset, device=dev)
+    setting = Setting(dataset=dataset, labeled=None if n >= len(train) else n, epochs=1, batch_size=batch_size,
+                      eval_every=1, test_size=256)
+    rows = [_time_method(name, setting, dev) for name in names]
+    ref = next((r for r in rows if r["images_per_s"]), None)
+    for r in rows:
+        r["ratio"] = r["images_per_s"] / ref["images_per_s"] if ref and r["images_per_s"] else None
+        r["reference"] = ref["method"] if ref else None
+    return rows
+
+
+def _time_method(name: str, setting: Setting, dev) -> dict:
+    row = {"method": name, "batch": setting.batch_size, "device": device_name(dev), "images": None,
+           "images_per_s": None, "ms_per_step": None, "trained_params": None, "error": None}
+    try:
+        train_method(name, replace(setting, labeled=min(setting.labeled or 512, 512)), device=dev, progress=False)
+        m, h = train_method(name, setting, device=dev, progress=False)          # the timed epoch
+    except Exception as err:                      # noqa: BLE001 - reported in the table, the others go on
+        return {**row, "error": f"{type(err).__name__}: {err}"[:200]}
+    e = h.epochs[0]
+    steps = math.ceil(e["images"] / setting.batch_size)
+    return {**row, "images": e["images"], "images_per_s": e["images_per_s"], "ms_per_step": 1000 * e["train_s"] / steps,
+            "trained_params": sum(p.numel() for p in m.trainable_parameters() if p.requires_grad)}
+
+
+def format_method_table(rows: list[dict]) -> str:
+    lines = [f"{'method':<10} | {'images':>7} | {'batch':>5} | {'images/s':>9} | {'ms/step':>8} | {'ratio':>6} | "
+             f"{'trained params':>14}", "-" * 80]
+    for r in rows:
+        if r["error"]:
+            lines.append(f"{r['method']:<10} | failed: {r['error']}")
+            continue
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+        lines.append(f"{r['method']:<10} | {r['images']:>7} | {r['batch']:>5} | {r['images_per_s']:>9.0f} | "
+                     f"{r['ms_per_step']:>8.1f} | {ratio:>6} | {r['trained_params']:>14,}")
+    ref = rows[0]["reference"] if rows else None
+    lines.append(f"device: {rows[0]['device'] if rows else '-'}; one epoch per method after a warm-up run; "
+                 f"ratio = images/s / images/s of {ref or '-'} (measured in this run)")
+    return "\n".join(lines)
+
+
 def main(args) -> int:
+    if getattr(args, "methods", None):
+        print(format_method_table(method_steps(args.methods, args.device, args.images, args.batch_size)))
+        return 0
     rows = run(args.device, args.images, args.teacher_recipe, args.batch_size)
     print(format_table(rows))
     return 0

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from . import losses
 
 __all__ = ["check_softmax_t", "check_kd_loss", "check_temperature_limits", "check_distance_matrix", "check_angle_tensor",
-           "check_dml_loss", "check_detach", "DETACH_CHOICES"]
+           "check_dml_loss", "check_detach", "DETACH_CHOICES", "check_mining", "check_gt_term",
+           "GT_TERM_CHOICES"]
 
 
 def _report(ok: bool, message: str) -> bool:
@@ -296,3 +297,296 @@ def check_detach(answer: str) -> bool:
     return _report(True, "(b): without detach, L_k also trains peer j towards p_k (for K = 2 both minimise the "
                          "symmetric KL together); DML treats each peer's prediction as a fixed target, like a "
                          "teacher's, and each network follows its own loss only")
+
+
+# ------------------------------------------------------------------------------ lesson 02: SSLD
+def _mining_cases(seed: int = 4):
+    """(probs (N, K), k): every class with enough candidates; one class short of k; k above every class."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(80, 4, generator=g) * 3                           # (80, 4), no ties
+    short = logits.clone()
+    short[:, 3] -= 20
+    short[:2, 3] += 40                                                     # class 3: 2 candidates only
+    return [(torch.softmax(logits, 1), 5), (torch.softmax(short, 1), 6), (torch.softmax(logits, 1), 50)]
+
+
+def _as_index_set(out, n: int):
+    """The returned indices as a set of ints, or a problem (str)."""
+    if out is None:
+        return "your function returned None: did you forget `return`?"
+    idx = out if isinstance(out, torch.Tensor) else torch.as_tensor(out)
+    if idx.dim() != 1 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        return f"return a 1-D tensor (or list) of integer indices, got {tuple(idx.shape)} of {idx.dtype}"
+    if len(idx) and (idx.min() < 0 or idx.max() >= n):
+        return f"indices must lie in 0..{n - 1}"
+    if len(set(idx.tolist())) != len(idx):
+        return "an image appears twice in your indices: each image belongs to one class (its argmax)"
+    return set(idx.tolist())
+
+
+def _mining_mistakes(probs, k: int) -> list[tuple[set, str]]:
+    """The index sets of three wrong mining rules, each with what is wrong."""
+    conf, pred = probs.max(1)
+    classes = range(probs.shape[1])
+    members = [torch.nonzero(pred == c).flatten() for c in classes]
+    overall = set(conf.argsort(descending=True)[: k * probs.shape[1]].tolist())
+    by_column = {int(i) for c in classes for i in probs[:, c].argsort(descending=True)[:k]}
+    lowest = {int(i) for m in members for i in m[conf[m].argsort()[:k]]}
+    return [(overall, "you kept the most confident images overall: take the top k of *each* class"),
+            (by_column, "you ranked every image by p[:, c]: rank only the images the teacher predicts as c (its "
+                        "argmax), by their confidence"),
+            (lowest, "you kept the least confident images: sort by confidence in descending order")]
+
+
+def _mining_hint(got: set, probs, k: int) -> str:
+    """Why ``got`` is not the top ``k`` per predicted class of ``probs``."""
+    for guess, hint in _mining_mistakes(probs, k):
+        if got == guess:
+            return hint
+    pred = probs.argmax(1)
+    per_class = torch.bincount(pred[sorted(got)], minlength=probs.shape[1])
+    if (per_class > k).any():
+        return f"class {int((per_class > k).nonzero()[0])} has {int(per_class.max())} images: keep at most k = {k}"
+    available = torch.bincount(pred, minlength=probs.shape[1])
+    short = [c for c in range(probs.shape[1]) if available[c] < k and per_class[c] < available[c]]
+    if short:
+        return f"class {short[0]} has fewer than k = {k} candidates: keep all of them"
+    return "some kept images differ from the k most confident of their predicted class"
+
+
+def check_mining(fn) -> bool:
+    """``fn(probs (N, K), k) -> indices``: SSLD's mining (Cui et al. 2021) — each image goes to the class the
+    teacher predicts (argmax), and each class keeps its ``k`` most confident images (all where it has fewer);
+    checked against :func:`kd_lab.mining.top_k_per_class` as sets."""
+    from .mining import top_k_per_class
+    for probs, k in _mining_cases():
+        out, problem = _call(fn, probs.clone(), k)
+        got = _as_index_set(out, len(probs)) if problem is None else problem
+        if isinstance(got, str):
+            return _report(False, got)
+        want = set(top_k_per_class(probs, k).indices.tolist())
+        if got != want:
+            return _report(False, f"N = {len(probs)}, k = {k}: {_mining_hint(got, probs, k)}")
+    return _report(True, "your mining keeps the top k per predicted class (all of a class with fewer), for k = 5, "
+                         "6 and 50")
+
+
+GT_TERM_CHOICES = {
+    "a": "The labels of the labeled images are noisy, so training on them hurts the student.",
+    "b": "On the labeled images the teacher's output already carries the label: it was trained on them and gives "
+         "the true class its largest probability almost everywhere, so a cross-entropy term would mostly repeat "
+         "the soft target, while one label-free loss treats labeled and unlabeled images alike.",
+    "c": "Cross-entropy and a KL divergence cannot be added: their gradients have different units.",
+    "d": "Without the labels, the student can become more accurate than the teacher.",
+}
+_GT_TERM_WHY = {
+    "a": "the labels of Fashion-MNIST (and ImageNet) are mostly right; SSLD's argument is not that they hurt",
+    "c": "KD adds them all the time (lesson 01: (1 − α)·CE + α·T²·KL); both are losses on the same logits",
+    "d": "the student learns the teacher's outputs, it is not given a way past the teacher by dropping the labels",
+}
+
+
+def check_gt_term(answer: str) -> bool:
+    """Multiple choice (:data:`GT_TERM_CHOICES`): why can SSLD drop the ground-truth term?"""
+    if answer not in GT_TERM_CHOICES:
+        return _report(False, f"answer={answer!r} is not one of {sorted(GT_TERM_CHOICES)}")
+    if answer != "b":
+        return _report(False, f"not ({answer}): {_GT_TERM_WHY[answer]}")
+    return _report(True, "(b): the teacher's soft target on a labeled image already points at its label (check the "
+                         "teacher's accuracy on L in the notebook), so one loss, the same on labeled and unlabeled "
+                         "images, suffices; the unlabeled images are where the new information comes from")
+
+
+# ------------------------------------------------------------------ lesson 06: reading a comparison
+def _summary_rows() -> list[dict]:
+    """Rows like :func:`kd_lab.compare.read_rows` gives: two methods, one failed run (accuracy None)."""
+    acc = {"scratch": [81.2, 82.6, 80.9], "kd": [85.1, 86.9, 85.8]}
+    rows = [{"method": m, "seed": s, "status": "ok", "accuracy": a} for m, v in acc.items() for s, a in enumerate(v)]
+    return rows + [{"method": "kd", "seed": 3, "status": "failed", "accuracy": None}]
+
+
+def _summary_mistake(out, rows, method) -> str:
+    vals = torch.tensor([r["accuracy"] for r in rows if r["method"] == method and r["status"] == "ok"],
+                        dtype=torch.float64)
+    everyone = torch.tensor([r["accuracy"] for r in rows if r["status"] == "ok"], dtype=torch.float64)
+    if abs(out[0] - float(everyone.mean())) < 1e-6:
+        return "the mean is over every method's runs: keep only the rows of `method`"
+    if abs(out[0] - float(vals.mean())) > 1e-6:
+        return f"mean {out[0]:.4f} differs from {float(vals.mean()):.4f}"
+    if abs(out[1] - float(vals.std(unbiased=False))) < 1e-6:
+        return "that is the population std (divide by n): seeds are a sample, divide by n − 1 (torch's default)"
+    return f"std {out[1]:.4f} differs from the sample std of the seeds"
+
+
+def check_seed_summary(fn) -> bool:
+    """``fn(rows, method) -> (mean, std)``: the mean and sample std (n − 1) of the test accuracy of the ``ok``
+    runs of ``method`` in comparison rows (dicts with method, seed, status, accuracy)."""
+    rows = _summary_rows()
+    for method in ("kd", "scratch"):
+        out, problem = _call(fn, [dict(r) for r in rows], method)
+        if problem and "None" in problem:
+            problem += " (a failed run's accuracy is None: keep the rows whose status is 'ok')"
+        if problem is None and (not isinstance(out, (tuple, list)) or len(out) != 2):
+            problem = f"return a pair (mean, std), got {out!r}"
+        if problem is None:
+            want = torch.tensor([r["accuracy"] for r in rows if r["method"] == method and r["status"] == "ok"],
+                                dtype=torch.float64)
+            if abs(float(out[0]) - float(want.mean())) < 1e-6 and abs(float(out[1]) - float(want.std())) < 1e-6:
+                continue
+            problem = f"method {method!r}: {_summary_mistake([float(v) for v in out], rows, method)}"
+        return _report(False, problem)
+    return _report(True, "mean and sample std over the ok runs of one method, failed runs left out")
+
+
+def _pareto(points: dict, sign: float = 1.0) -> set:
+    """Methods no other method beats: at least as accurate and at least as cheap, one of them strictly."""
+    def beats(a, b):
+        return a[0] >= b[0] and sign * a[1] <= sign * b[1] and (a[0] > b[0] or a[1] != b[1])
+    return {m for m, p in points.items() if not any(beats(q, p) for n, q in points.items() if n != m)}
+
+
+def _pareto_cases() -> list[dict]:
+    g = torch.Generator().manual_seed(6)
+    rand = {f"m{i}": (float(a), float(c)) for i, (a, c) in
+            enumerate(zip(80 + 8 * torch.rand(12, generator=g), 10 + 90 * torch.rand(12, generator=g)))}
+    return [{"scratch": (82.0, 15.0), "kd": (86.0, 40.0), "dkd": (84.0, 42.0), "dml": (85.0, 30.0)},
+            {"a": (80.0, 10.0), "b": (80.0, 10.0), "c": (80.0, 12.0)}, rand]
+
+
+def check_pareto_front(fn) -> bool:
+    """``fn(points) -> names``: the methods on the Pareto front of ``points`` = {method: (accuracy, cost)} —
+    those that no other method matches or beats on both (accuracy ≥, cost ≤, one of them strictly)."""
+    for points in _pareto_cases():
+        out, problem = _call(fn, dict(points))
+        if problem is None and (out is None or isinstance(out, str)):
+            problem = f"return a list or set of method names, got {out!r}"
+        if problem:
+            return _report(False, problem)
+        got, want = set(out), _pareto(points)
+        if got == want:
+            continue
+        if got == _pareto(points, -1.0):
+            return _report(False, "you kept the most expensive methods: a lower cost is better")
+        extra, missing = sorted(got - want), sorted(want - got)
+        if extra:
+            m = extra[0]
+            by = next(n for n, q in points.items() if n != m and m not in _pareto({m: points[m], n: q}))
+            return _report(False, f"{m} {points[m]} is not on the front: {by} {points[by]} is at least as accurate "
+                                  f"and at least as cheap")
+        return _report(False, f"{missing[0]} {points[missing[0]]} is on the front: no other method is more accurate "
+                              f"at no more cost, or cheaper at no less accuracy (an equal point does not beat it)")
+    return _report(True, "your front keeps exactly the methods no other beats on accuracy and cost, ties included")
+
+
+__all__ += ["check_seed_summary", "check_pareto_front"]
+
+
+# ------------------------------------------------------------------------ lesson 04: OFD (Heo et al. 2019)
+_MARGIN_CASES = ((1.0, 0.0), (-0.5, 0.2), (2.0, -1.0), (0.3, 0.6), (1.0, 4.0), (0.5, -2.0))   # (γ, β) per channel
+
+
+def _margin_bn() -> torch.nn.BatchNorm2d:
+    """A BatchNorm2d whose channels have the (γ, β) of ``_MARGIN_CASES`` (one negative γ, one β/|γ| = 4 where
+    the fallback applies) and running statistics that are not the defaults, so that using them shows."""
+    bn = torch.nn.BatchNorm2d(len(_MARGIN_CASES))
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([g for g, _ in _MARGIN_CASES]))
+        bn.bias.copy_(torch.tensor([b for _, b in _MARGIN_CASES]))
+        bn.running_mean.fill_(0.7)
+        bn.running_var.fill_(2.0)
+    return bn
+
+
+def _margin_guesses(bn) -> dict[str, torch.Tensor]:
+    """Common wrong margins -> what they compute (on the channels where P(x < 0) > 0.001)."""
+    import math
+    g, b = bn.weight.detach().float(), bn.bias.detach().float()
+    pdf = lambda z: torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    s, z = g.abs(), b / g.abs()
+    return {"use |γ|: the BN's weight γ can be negative, and the standard deviation of x is |γ|":
+            b - g * pdf(b / g) / torch.special.ndtr(-b / g),
+            "divide by P(x < 0) = Φ(−β/|γ|), not by Φ(β/|γ|)": b - s * pdf(z) / torch.special.ndtr(z),
+            "that is E[x | x > 0]; the margin is the mean of the *negative* part, β − |γ|·φ(z)/Φ(−z)":
+            b + s * pdf(z) / torch.special.ndtr(z),
+            "the division by P(x < 0) = Φ(−β/|γ|) is missing (E[x | x<0] = β − |γ|·φ(z)/Φ(−z))": b - s * pdf(z),
+            "use the affine parameters (weight γ, bias β), not the running statistics":
+            bn.running_mean - bn.running_var.sqrt() * pdf(bn.running_mean / bn.running_var.sqrt())
+            / torch.special.ndtr(-bn.running_mean / bn.running_var.sqrt())}
+
+
+def check_ofd_margin(fn) -> bool:
+    """``fn(bn) -> (C,)``: OFD's margin m = E[x | x < 0] for x ~ N(β, γ²) of a BatchNorm (β = bias, γ = weight),
+    m = β − |γ|·φ(β/|γ|)/Φ(−β/|γ|), and −3|γ| where Φ(−β/|γ|) ≤ 0.001 (Heo et al. 2019)."""
+    bn = _margin_bn()
+    out, problem = _call(fn, bn)
+    problem = problem or _check_tensor(out, (len(_MARGIN_CASES),))
+    if problem:
+        return _report(False, problem)
+    out, want = out.detach().float(), losses.ofd_margin(bn)
+    regular = torch.special.ndtr(-bn.bias / bn.weight.abs()).detach() > 1e-3
+    if torch.allclose(out, want, rtol=1e-4, atol=1e-5):
+        return _report(True, "your margin matches kd_lab.losses.ofd_margin on 6 channels (a negative γ and the "
+                             "−3|γ| fallback included)")
+    if torch.allclose(out[regular], want[regular], rtol=1e-4, atol=1e-5):
+        c = int((~regular).nonzero()[0])
+        return _report(False, f"channel {c} (γ = {_MARGIN_CASES[c][0]}, β = {_MARGIN_CASES[c][1]}): x is almost never "
+                              f"negative there (Φ(−β/|γ|) ≤ 0.001); OFD uses −3|γ| = {float(want[c]):.2f} instead, got "
+                              f"{float(out[c]):.4g}")
+    for hint, guess in _margin_guesses(bn).items():
+        if torch.allclose(out[regular], guess.detach().float()[regular], rtol=1e-4, atol=1e-5):
+            return _report(False, hint)
+    c = int((~torch.isclose(out, want, rtol=1e-4, atol=1e-5)).nonzero()[0])
+    return _report(False, f"channel {c} (γ = {_MARGIN_CASES[c][0]}, β = {_MARGIN_CASES[c][1]}): expected "
+                          f"{float(want[c]):.4f}, got {float(out[c]):.4f}")
+
+
+# (student s, target t', should the loss count here?) -- one of each case of OFD's partial L2
+_MASK_CASES = ((0.5, 1.0, True), (2.0, 1.0, True), (-0.2, -0.5, True), (0.3, -0.5, True),
+               (-1.0, -0.5, False), (-0.5, -0.5, False), (0.0, 0.0, False), (1.0, 1.0, True))
+
+
+def _mask_hint(out: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> str:
+    """Name the mistake behind a wrong partial-L2 mask, or point at the first wrong case."""
+    guesses = [(~((s > t) | (t > 0)), "you returned where the loss is *skipped*: the mask is where it counts"),
+               (t > 0, "you keep only t' > 0; keep also s > t': a student above a negative target (s = −0.2, "
+                       "t' = −0.5) is pushed down to it"),
+               (s > t, "you keep only s > t'; keep also t' > 0: a student below a positive target (s = 0.5, t' = 1) "
+                       "must rise to it"),
+               ((s > 0) | (t > 0), "compare the student with the target t', not with 0"),
+               ((s >= t) | (t > 0), "use a strict s > t': where s = t' ≤ 0 nothing is left to learn"),
+               ((s > t) & (t > 0), "combine the two conditions with *or*, not *and*")]
+    for guess, hint in guesses:
+        if torch.equal(out, guess):
+            return hint
+    i = int((out != ((s > t) | (t > 0))).flatten().nonzero()[0])
+    si, ti = float(s.flatten()[i]), float(t.flatten()[i])
+    return f"at s = {si:.2f}, t' = {ti:.2f} the loss should {'count' if (si > ti or ti > 0) else 'be skipped'}"
+
+
+def _as_mask(out, shape) -> torch.Tensor | str:
+    problem = _check_tensor(out, shape)
+    if problem:
+        return problem
+    if out.dtype != torch.bool and not bool(((out == 0) | (out == 1)).all()):
+        return "return a boolean mask (or 0/1 values), e.g. (s > t) | (t > 0)"
+    return out.bool()
+
+
+def check_partial_l2_mask(fn) -> bool:
+    """``fn(student, target) -> mask``: where OFD's partial L2 counts, (s > t') or (t' > 0), for the student's
+    connected feature s and the margin-clipped target t' of the same shape (Heo et al. 2019)."""
+    s = torch.tensor([c[0] for c in _MASK_CASES]).view(1, 2, 2, 2)
+    t = torch.tensor([c[1] for c in _MASK_CASES]).view(1, 2, 2, 2)
+    g = torch.Generator().manual_seed(4)
+    rand_t = torch.maximum(torch.randn(2, 3, 4, 4, generator=g), torch.tensor(-0.6))
+    for s_case, t_case in ((s, t), (torch.randn(2, 3, 4, 4, generator=g), rand_t)):
+        out, problem = _call(fn, s_case.clone(), t_case.clone())
+        out = problem or _as_mask(out, s_case.shape)
+        if isinstance(out, str):
+            return _report(False, out)
+        if not torch.equal(out, losses.ofd_mask(s_case, t_case)):
+            return _report(False, _mask_hint(out, s_case, t_case))
+    return _report(True, "your mask matches kd_lab.losses.ofd_mask on the 8 hand-made cases and a random batch")
+
+
+__all__ += ["check_ofd_margin", "check_partial_l2_mask"]

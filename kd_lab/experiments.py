@@ -5,6 +5,7 @@ labeled subset, builds a fresh student, fetches the cached teacher when the meth
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -13,9 +14,10 @@ from . import data as kd_data
 from .methods import METHODS, make_method
 from .models import build_model
 from .train import History, fit, pick_device, quick_mode, seed_everything
-from .zoo import get_teacher
+from .zoo import default_recipe, get_teacher
 
-__all__ = ["Setting", "train_student", "train_method", "run_method", "run_seeds", "summarize", "load_data", "compare", "accuracies"]
+__all__ = ["Setting", "train_student", "train_method", "run_method", "run_seeds", "summarize", "load_data", "compare",
+           "accuracies", "method_teacher"]
 
 
 @dataclass
@@ -30,6 +32,10 @@ class Setting:
     student: str = "student"
     test_size: int | None = None      # None = the whole test split
     eval_every: int = 5               # measure test accuracy every N epochs (and after the last)
+    labeled_from: int | None = None   # draw the labeled images from the first N training images (None: all)
+    steps: int | None = None          # a budget in optimizer steps, the same for every method whatever its
+                                      # training set: then epochs = round(steps / steps per epoch) (at least 1),
+                                      # and accuracy is measured at the same fraction eval_every / epochs of the run
 
     @classmethod
     def default(cls, **overrides) -> "Setting":
@@ -49,12 +55,24 @@ def load_data(dataset: str, device) -> tuple[kd_data.ImageData, kd_data.ImageDat
     return _DATA_CACHE[key]
 
 
+def _labeled_indices(setting: Setting, seed: int, train, train_indices=None) -> torch.Tensor | None:
+    """Indices of the labeled images in the training split (None: all of it): ``train_indices``, else a seeded
+    class-balanced draw of ``setting.labeled`` images among the first ``setting.labeled_from``."""
+    if train_indices is not None:
+        return torch.as_tensor(train_indices).cpu()
+    n = setting.labeled_from
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= len(train)):
+        raise ValueError(f"labeled_from must be an integer in 1..{len(train)} or None, got {n!r}")
+    if setting.labeled is None:
+        return None if n is None else torch.arange(n)
+    return kd_data.labeled_split(train.y if n is None else train.y[:n], setting.labeled, seed=seed).labeled
+
+
 def _subsets(setting: Setting, seed: int, device, train_indices=None):
     train, test = load_data(setting.dataset, device)
-    if train_indices is not None:
-        train = train.subset(torch.as_tensor(train_indices, device=device))
-    elif setting.labeled is not None:
-        train = train.subset(kd_data.labeled_split(train.y, setting.labeled, seed=seed).labeled.to(device))
+    labeled = _labeled_indices(setting, seed, train, train_indices)
+    if labeled is not None:
+        train = train.subset(labeled.to(device))
     if setting.test_size is not None and setting.test_size < len(test):
         test = test.subset(torch.arange(setting.test_size, device=device))
     return train, test
@@ -78,22 +96,49 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
                  progress: bool = True, callback=None, callback_every: int = 50, stop=None,
                  history: History | None = None, train_indices=None, **options):
     """Like :func:`train_student`, returning ``(method, History)``: the trained :class:`Method` keeps every
-    module it trained besides the student (e.g. all of DML's peers, ``method.peers``)."""
+    module it trained besides the student (e.g. all of DML's peers, ``method.peers``).
+
+    A method with a ``training_set(train, labeled, test)`` method builds its own training data from the whole
+    splits and the labeled indices (SSLD adds unlabeled images); ``setting.steps`` sets the number of epochs."""
     setting = setting or Setting.default()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     dev = pick_device(device)
     train, test = _subsets(setting, seed, dev, train_indices)
     if METHODS[method].needs_teacher and teacher is None:
-        teacher = get_teacher(setting.dataset, device=dev)
+        teacher = method_teacher(method, setting.dataset, dev)
     seed_everything(seed)
     student = build_model(setting.student, in_channels=train.x.shape[1], num_classes=train.num_classes,
                           image_size=train.x.shape[-1])
     m = make_method(method, student, teacher, **options)
-    h = fit(m, train, test, epochs=setting.epochs, batch_size=setting.batch_size, lr=setting.lr,
-            seed=seed, device=dev, eval_every=setting.eval_every, progress=progress, callback=callback,
+    if hasattr(m, "training_set"):              # a method that trains on more than the labeled images (SSLD)
+        full, full_test = load_data(setting.dataset, dev)
+        train = m.training_set(full, _labeled_indices(setting, seed, full, train_indices), full_test)
+    epochs, eval_every = _budget(setting, len(train))
+    h = fit(m, train, test, epochs=epochs, batch_size=setting.batch_size, lr=setting.lr,
+            seed=seed, device=dev, eval_every=eval_every, progress=progress, callback=callback,
             callback_every=callback_every, stop=stop, history=history)
     return m, h
+
+
+def method_teacher(method: str, dataset: str, device="auto", **kwargs):
+    """The zoo teacher a method trains with: its ``teacher_recipe`` (SSLD: ``first20k``, a teacher that never saw
+    the unlabeled images) or the data set's default, in quick mode the quick variant when none is on disk.
+    ``kwargs`` go to :func:`kd_lab.zoo.get_teacher`."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    base = getattr(METHODS[method], "teacher_recipe", "full")
+    return get_teacher(dataset, default_recipe(dataset, base), device=device, **kwargs)
+
+
+def _budget(setting: Setting, train_size: int) -> tuple[int, int]:
+    """``(epochs, eval_every)`` of a run on ``train_size`` images: the setting's, or from its step budget."""
+    if setting.steps is None:
+        return setting.epochs, setting.eval_every
+    if isinstance(setting.steps, bool) or not isinstance(setting.steps, int) or setting.steps <= 0:
+        raise ValueError(f"steps must be a positive integer or None, got {setting.steps!r}")
+    epochs = max(1, round(setting.steps / math.ceil(train_size / setting.batch_size)))
+    return epochs, max(1, round(epochs * setting.eval_every / setting.epochs))
 
 
 def run_method(method: str, setting: Setting | None = None, seed: int = 0, **kwargs) -> History:

@@ -25,9 +25,10 @@ from torch import nn
 
 from . import losses
 from .analysis import peer_metrics
-from .models import PRESETS, build_model
+from .models import PRESETS, Connector, build_model
 
-__all__ = ["Method", "Scratch", "KD", "DKD", "DML", "RKD", "METHODS", "make_method", "method_options"]
+__all__ = ["Method", "Scratch", "KD", "DKD", "DML", "RKD", "FeatureKD", "FitNet", "OFD", "OFDKD", "UDML", "SSLD",
+           "METHODS", "make_method", "method_options", "parse_stages"]
 
 
 class Method(nn.Module):
@@ -418,3 +419,344 @@ def make_method(name: str, student: nn.Module, teacher: nn.Module | None = None,
     if unknown:
         raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {sorted(allowed) or 'none'}")
     return _method_class(name)(student, teacher, **options)
+
+
+# ------------------------------------------------------------------------- feature based (lesson 04)
+def parse_stages(stages, n: int) -> tuple[int, ...]:
+    """``"all"``, ``"last"``, an index, ``"0,2"`` or a list of indices -> sorted distinct stages in 0..n−1."""
+    given = stages
+    if isinstance(stages, str):
+        text = stages.strip().lower()
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if text in ("all", "last"):
+            stages = list(range(n)) if text == "all" else [n - 1]
+        elif parts and all(p.isdigit() for p in parts):
+            stages = [int(p) for p in parts]
+    elif isinstance(stages, int) and not isinstance(stages, bool):
+        stages = [stages]
+    ok = isinstance(stages, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in stages)
+    if not ok or not stages or any(not 0 <= i < n for i in stages):
+        raise ValueError(f"stages must name at least one stage in 0..{n - 1} ('all', 'last', an index, a "
+                         f"comma-separated list such as '0,2', or a list of indices), got {given!r}")
+    return tuple(sorted(set(stages)))
+
+
+def _conv_taps(model: nn.Module, who: str) -> list[dict]:
+    """``model.feature_info`` of a ConvNet (stage taps (B, C, H, W)); a clear error for anything else."""
+    info = getattr(model, "feature_info", None)
+    if not info or any(stage.get("stride") is None for stage in info):
+        raise ValueError(f"the {who} ({type(model).__name__}) has no convolutional stage taps; feature distillation "
+                         f"needs ConvNet presets (teacher, teacher-small, student, student-tiny), not an MLP")
+    return info
+
+
+class FeatureKD(Method):
+    """Shared wiring of the feature-distillation methods: a trainable :class:`~kd_lab.models.Connector`
+    (1×1 conv + BN, student channels -> teacher channels) per distilled stage, and
+
+        L = (1 − κ)·CE(s, y) + κ·T²·KL(p_t ‖ p_s) + λ_F · Σ_{i ∈ stages} w_i · L_i(connector_i(s_i), t_i)
+
+    with s_i, t_i the pre-ReLU taps of stage i (:meth:`stage_loss` gives w_i·L_i). κ = ``kd_weight``,
+    λ_F = ``feature_weight``, ``stages`` = ``"all"``, ``"last"``, an index or ``"0,2"``. Terms ``ce``, ``kd`` and
+    ``<term>_<i>`` per stage; a term whose weight is 0 is left out. Teacher and student must have as many
+    stages, with the same strides (the course's ConvNet presets all do).
+    """
+
+    needs_teacher = True
+    term = "feat"
+    probe_size = 256                                # test images of the per-stage distance measurement
+    live_metrics = tuple(f"feat_dist_{i}" for i in range(3))
+
+    def __init__(self, student, teacher=None, feature_weight: float = 1.0, stages="all", kd_weight: float = 0.0,
+                 temperature: float = 4.0):
+        super().__init__(student, teacher)
+        self.feature_weight = _check_weight("feature_weight", feature_weight)
+        self.kd_weight = _check_weight("kd_weight", kd_weight, 0.0, 1.0)
+        self.temperature = _check_temperature(temperature)
+        s_info, t_info = _conv_taps(student, "student"), _conv_taps(teacher, "teacher")
+        if [i["stride"] for i in s_info] != [i["stride"] for i in t_info]:
+            raise ValueError(f"student stages {s_info} and teacher stages {t_info} do not pair up: feature "
+                             f"distillation needs as many stages with the same strides")
+        self.stages = parse_stages(stages, len(t_info))
+        device = next(student.parameters()).device
+        self.connectors = nn.ModuleDict({str(i): Connector(s_info[i]["channels"], t_info[i]["channels"]).to(device)
+                                         for i in self.stages})
+
+    def options(self):
+        return {"feature_weight": self.feature_weight, "stages": ",".join(map(str, self.stages)),
+                "kd_weight": self.kd_weight, "temperature": self.temperature}
+
+    def stage_loss(self, i: int, projected: torch.Tensor, teacher_tap: torch.Tensor) -> torch.Tensor:
+        """w_i·L_i of stage ``i`` for the student's connected tap and the teacher's, both (B, C_t, H, W)."""
+        raise NotImplementedError
+
+    def loss_terms(self, x, y, phase=None):
+        s = self.student(x, features=True)          # logits (B, K); taps: per stage (B, C_s, H, W)
+        t = self.teacher_forward(x, features=True)  # logits (B, K); taps: per stage (B, C_t, H, W), no grad
+        terms = {}
+        if self.kd_weight < 1:
+            terms["ce"] = (1 - self.kd_weight) * F.cross_entropy(s.logits, y)
+        if self.kd_weight > 0:
+            terms["kd"] = self.kd_weight * losses.kd_loss(s.logits, t.logits, self.temperature)
+        if self.feature_weight > 0:
+            for i in self.stages:
+                projected = self.connectors[str(i)](s.taps[i])                   # (B, C_t, H, W)
+                terms[f"{self.term}_{i}"] = self.feature_weight * self.stage_loss(i, projected, t.taps[i])
+        return terms
+
+    @torch.no_grad()
+    def epoch_metrics(self, test) -> dict[str, float]:
+        """``feat_dist_i`` per distilled stage on a fixed probe, the first 256 test images (eval mode):
+        ‖ReLU(connector_i(s_i)) − ReLU(t_i)‖² / ‖ReLU(t_i)‖² (:func:`kd_lab.features.relative_distance`)."""
+        if test is None or self.teacher is None:
+            return {}
+        from .features import relative_distance
+        was_training = self.training
+        self.eval()
+        x = test.images(torch.arange(min(len(test), self.probe_size), device=test.device))   # (N, C, H, W)
+        s_taps, t_taps = self.student(x, features=True).taps, self._teacher_probe(x)
+        out = {f"feat_dist_{i}": relative_distance(self.connectors[str(i)](s_taps[i]), t_taps[i]) for i in self.stages}
+        self.train(was_training)
+        return out
+
+    def _teacher_probe(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen teacher's taps of the probe images, computed once per probe."""
+        key = (x.device, x.shape, hash(x.cpu().numpy().tobytes()))
+        if getattr(self, "_probe_key", None) != key:
+            self._probe_key, self._probe_taps = key, self.teacher(x, features=True).taps
+        return self._probe_taps
+
+
+class FitNet(FeatureKD):
+    """Romero, Ballas, Kahou, Chassang, Gatta, Bengio (2015, ICLR), "FitNets: Hints for Thin Deep Nets": the
+    student's *guided* layer, through a regressor, imitates the teacher's *hint* layer by mean squared error,
+
+        L = CE(s, y) + λ_F · Σ_{i ∈ stages} MSE(regressor_i(s_i), t_i)       (:func:`kd_lab.losses.fitnet_loss`)
+
+    Here on the pre-ReLU taps (the same places OFD uses) with OFD's 1×1 conv + BN connector as regressor,
+    trained in one stage with CE (the paper first pre-trains up to the guided layer on the hint, then runs
+    KD). Default: the middle stage, as the paper's hint. Terms ``ce`` and ``fitnet_<i>``.
+    """
+
+    name = "fitnet"
+    term = "fitnet"
+
+    def __init__(self, student, teacher=None, feature_weight: float = 1.0, stages="1", kd_weight: float = 0.0,
+                 temperature: float = 4.0):
+        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature)
+
+    def stage_loss(self, i, projected, teacher_tap):
+        return losses.fitnet_loss(projected, teacher_tap)
+
+
+class OFD(FeatureKD):
+    """Heo, Kim, Yun, Park, Kwak, Choi (2019, ICCV), "A Comprehensive Overhaul of Feature Distillation":
+    the teacher's pre-ReLU feature t_i, clipped below at the per-channel margin m (:func:`kd_lab.losses.ofd_margin`
+    of the BatchNorm before the ReLU), against the student's pre-ReLU feature through a 1×1 conv + BN
+    connector, by a partial L2 that skips where both would be 0 after the ReLU:
+
+        L = (1 − κ)·CE + κ·KD + λ_F · Σ_{i ∈ stages} 1/2^(n−i−1) · Σ_{c,h,w} mask·(connector_i(s_i) − max(t_i, m))²
+
+    averaged over the batch (:func:`kd_lab.losses.ofd_loss`); n stages, the last weighted 1, each earlier one
+    half the next. λ_F = 1e-3 is the paper's CIFAR setting (its code adds the sum / batch / 1000).
+    The margins are computed once from the frozen teacher. Terms ``ce`` and ``ofd_<i>``.
+    """
+
+    name = "ofd"
+    term = "ofd"
+
+    def __init__(self, student, teacher=None, feature_weight: float = 1e-3, stages="all", kd_weight: float = 0.0,
+                 temperature: float = 4.0):
+        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature)
+        bns = teacher.preact_bns()
+        self.stage_weights = {i: 0.5 ** (len(bns) - i - 1) for i in self.stages}
+        for i in self.stages:
+            self.register_buffer(f"margin_{i}", losses.ofd_margin(bns[i]))      # (C_t,), float32
+
+    def margin(self, i: int) -> torch.Tensor:
+        return getattr(self, f"margin_{i}")
+
+    def stage_loss(self, i, projected, teacher_tap):
+        return self.stage_weights[i] * losses.ofd_loss(projected, teacher_tap, self.margin(i))
+
+
+class OFDKD(OFD):
+    """OFD + Hinton's KD: :class:`KD`'s terms (1 − κ)·CE + κ·T²·KL with κ = ``kd_weight`` = 0.9, T = 4, plus
+    OFD's stage terms (Heo et al. 2019; Hinton et al. 2015)."""
+
+    name = "ofd+kd"
+
+    def __init__(self, student, teacher=None, feature_weight: float = 1e-3, stages="all", kd_weight: float = 0.9,
+                 temperature: float = 4.0):
+        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature)
+
+
+class UDML(DML):
+    """PP-OCRv2's Unified-Deep Mutual Learning, Du, Li, Guo, Cui, Liu, Zhou, Lu, Yang, Liu, Hu, Yu, Ma (2021),
+    "PP-OCRv2: Bag of Tricks for Ultra Lightweight OCR System" (arXiv:2109.03144): :class:`DML` between peers of
+    the *same* architecture, plus an L2 between their features (no connector needed; the paper's extra fully
+    connected head of its text recognizer is not used here):
+
+        L_k = CE(z_k, y) + w/(K−1)·Σ_{j≠k} T²·KL(p_j ‖ p_k) + λ_F/(K−1)·Σ_{j≠k} Σ_{i ∈ stages} MSE(f_k^i, sg(f_j^i))
+
+    f^i the pre-ReLU tap of stage i, sg = detached, as DML detaches the peers' logits. With the detach, the
+    two peers' terms together have the gradient of one shared, undetached λ_F·MSE(f_0, f_1) (what PaddleOCR
+    computes); the detach also makes the alternating mode work. Default stage: the last (PP-OCRv2 compares
+    the backbones' outputs). Terms ``ce_k``, ``kl_k``, ``feat_k`` per learning peer.
+    """
+
+    name = "udml"
+
+    def __init__(self, student, teacher=None, k: int = 2, peers: str = "student", kl_weight: float = 1.0,
+                 temperature: float = 1.0, mode: str = "simultaneous", feature_weight: float = 1.0, stages="last"):
+        super().__init__(student, teacher, k, peers, kl_weight, temperature, mode)
+        self.feature_weight = _check_weight("feature_weight", feature_weight)
+        infos = [getattr(peer, "feature_info", None) for peer in self.peers]
+        if not infos[0] or any(info != infos[0] for info in infos[1:]):
+            raise ValueError(f"U-DML compares the peers' features without a connector, so every peer needs the same "
+                             f"architecture; got peers={','.join(self.peer_names)!r}")
+        self.stages = parse_stages(stages, len(infos[0]))
+
+    def options(self):
+        return {**super().options(), "feature_weight": self.feature_weight, "stages": ",".join(map(str, self.stages))}
+
+    def loss_terms(self, x, y, phase=None):
+        """Every learner's ``ce_k``, ``kl_k``, ``feat_k`` (phase None), or peer ``phase``'s against the others now."""
+        if phase is None:
+            outs, learners = [peer(x, features=True) for peer in self.peers], self.learners()
+        else:
+            outs, learners = self._outputs_for(phase, x), [phase]
+        logits, terms = [o.logits for o in outs], {}
+        for k in learners:
+            terms.update(self._peer_terms(k, logits, y))
+            terms[f"feat_{k}"] = self._feature_term(k, [o.taps for o in outs])
+        return terms
+
+    def _outputs_for(self, k: int, x: torch.Tensor):
+        """Peer k's outputs with gradient; the others' recomputed now, without."""
+        if k not in self.learners():
+            raise ValueError(f"phase must be a training peer's index in {self.learners()}, got {k!r}")
+        with torch.no_grad():
+            outs = [None if j == k else peer(x, features=True) for j, peer in enumerate(self.peers)]
+        outs[k] = self.peers[k](x, features=True)
+        return outs
+
+    def _feature_term(self, k: int, taps: list[list[torch.Tensor]]) -> torch.Tensor:
+        """λ_F/(K−1)·Σ_{j≠k} Σ_i MSE(f_k^i, f_j^i), the peers detached (inside :func:`losses.fitnet_loss`)."""
+        total = sum(losses.fitnet_loss(taps[k][i], taps[j][i]) for j in range(self.k) if j != k for i in self.stages)
+        return self.feature_weight * total / (self.k - 1)
+
+    def epoch_metrics(self, test) -> dict[str, float]:
+        """DML's peer metrics, and ``feat_dist_i``: the relative distance after the ReLU between peer 0's and
+        peer 1's stage-i taps on the first 256 test images (:func:`kd_lab.features.peer_feature_distance`)."""
+        if test is None:
+            return {}
+        from .features import peer_feature_distance
+        probe = test.subset(torch.arange(min(len(test), 256), device=test.device))
+        return {**super().epoch_metrics(test), **peer_feature_distance(self.peers, probe, self.stages)}
+
+
+METHODS.update({"fitnet": FitNet, "ofd": OFD, "ofd+kd": OFDKD, "udml": UDML})
+
+
+# ---------------------------------------------------------------------------- label-free (lesson 02)
+SSLD_UNLABELED = ("mined", "all", "none")
+SSLD_OBJECTIVES = ("ssld", "kd")
+
+
+class SSLD(Method):
+    """SSLD, Cui, Guo, Du et al. 2021, "Beyond Self-Supervision: A Simple Yet Effective Network Distillation
+    Alternative to Improve Backbones" (PaddleClas): the student learns only from the teacher's outputs,
+    L = T²·½[KL(p_t ‖ p_s) + KL(p_s ‖ p_t)] (:func:`kd_lab.losses.ssld_loss`), with no ground-truth term, on the
+    labeled images L plus unlabeled images U. Term ``ssld`` (``kd`` with ``objective="kd"``: T²·KL(p_t ‖ p_s)).
+
+    U is every training image the teacher was not trained on and that is not in L, less exact duplicates of a
+    test image (and repeats within U). ``unlabeled``: ``"mined"`` keeps the ``top_k`` images per class the
+    teacher is most confident about (:func:`kd_lab.mining.mine`), ``"all"`` keeps U, ``"none"`` trains on L only.
+    ``pool_size`` uses only the first N images of U. The labels of U are never used: its images carry the
+    teacher's labels (for the trainer's train-accuracy probe only; the loss reads no label).
+    The teacher must not have seen U: by default it is the zoo's ``first20k`` teacher (training images
+    0..19,999); a teacher from :func:`kd_lab.zoo.get_teacher` is checked through its recipe.
+    """
+
+    name = "ssld"
+    needs_teacher = True
+    teacher_recipe = "first20k"             # the zoo recipe of the teacher this method fetches by default
+
+    def __init__(self, student, teacher=None, temperature: float = 1.0, unlabeled: str = "mined",
+                 top_k: int = 1000, pool_size: int | None = None, objective: str = "ssld"):
+        super().__init__(student, teacher)
+        if unlabeled not in SSLD_UNLABELED:
+            raise ValueError(f"unlabeled must be one of {SSLD_UNLABELED}, got {unlabeled!r}")
+        if objective not in SSLD_OBJECTIVES:
+            raise ValueError(f"objective must be one of {SSLD_OBJECTIVES}, got {objective!r}")
+        for name, value, none_ok in (("top_k", top_k, False), ("pool_size", pool_size, True)):
+            if not (value is None and none_ok) and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}, got {value!r}")
+        self.temperature = _check_temperature(temperature)
+        self.unlabeled, self.top_k, self.pool_size, self.objective = unlabeled, top_k, pool_size, objective
+        self.pool_report: dict = {}
+        self.mined = None
+
+    def options(self):
+        return {"temperature": self.temperature, "unlabeled": self.unlabeled, "top_k": self.top_k,
+                "pool_size": self.pool_size, "objective": self.objective}
+
+    def teacher_indices(self, train) -> torch.Tensor:
+        """The training images the teacher was trained on, from its zoo recipe (the default recipe's otherwise)."""
+        from . import zoo
+        recipe = getattr(self.teacher, "zoo_info", {}).get("recipe") or zoo.RECIPES[self.teacher_recipe]
+        return zoo.training_indices(recipe, train.y)
+
+    def unlabeled_pool(self, train, labeled, test) -> torch.Tensor:
+        """Indices into ``train`` of U: not seen by the teacher, not in ``labeled``, no duplicate of a ``test``
+        image, no repeat; the first ``pool_size``. Counts go to ``self.pool_report``."""
+        from .mining import duplicates
+        excluded = torch.zeros(len(train), dtype=torch.bool)
+        seen = self.teacher_indices(train)
+        excluded[seen] = True
+        if len(seen) == len(train):
+            raise ValueError("the teacher was trained on every training image, so none is unlabeled to it; SSLD "
+                             "needs a teacher of part of the split, e.g. "
+                             f"kd_lab.zoo.get_teacher(dataset, {self.teacher_recipe!r})")
+        excluded[torch.arange(len(train)) if labeled is None else torch.as_tensor(labeled).cpu()] = True
+        pool = torch.nonzero(~excluded).flatten()
+        in_test, repeated = duplicates(train.x[pool.to(train.device)], test.x)
+        clean = pool[~in_test & ~repeated][: self.pool_size]
+        self.pool_report = {"teacher_images": len(seen), "pool": len(pool), "test_duplicates": int(in_test.sum()),
+                            "repeats": int((repeated & ~in_test).sum()), "pool_used": len(clean)}
+        return clean
+
+    def training_set(self, train, labeled, test):
+        """L ∪ the chosen part of U (an :class:`kd_lab.data.ImageData`); U's images carry the teacher's labels.
+        ``train``/``test`` are the whole splits, ``labeled`` the indices of L (None: every image)."""
+        from dataclasses import replace
+        lab = torch.arange(len(train)) if labeled is None else torch.as_tensor(labeled).cpu()
+        if self.unlabeled == "none":
+            return train.subset(lab.to(train.device))
+        pool = self.unlabeled_pool(train, labeled, test)
+        chosen, teacher_labels = self._choose(train.subset(pool.to(train.device)))
+        idx = torch.cat([lab, pool[chosen]]).to(train.device)
+        y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])
+        self.pool_report["unlabeled_used"] = len(chosen)
+        return replace(train.subset(idx), y=y)
+
+    def _choose(self, pool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions in ``pool`` to train on, the teacher's labels of those images); ``pool.y`` is not read."""
+        from .mining import mine, teacher_probabilities
+        if len(pool) == 0:
+            return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
+        if self.unlabeled == "mined":
+            self.mined = mine(self.teacher, pool, self.top_k)
+            return self.mined.indices, self.mined.labels
+        return torch.arange(len(pool)), teacher_probabilities(self.teacher, pool).argmax(dim=1)
+
+    def loss_terms(self, x, y, phase=None):
+        """The label-free term only; ``y`` is not used."""
+        s = self.student(x)                         # (B, K)
+        t = self.teacher_forward(x)                 # (B, K), no grad
+        loss = losses.ssld_loss if self.objective == "ssld" else losses.kd_loss
+        return {self.objective: loss(s, t, self.temperature)}
+
+
+METHODS["ssld"] = SSLD

@@ -22,7 +22,8 @@ __all__ = [
     "plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs", "plot_history",
     "plot_runs_bar", "plot_sweep", "plot_per_class", "plot_images", "plot_gradient_norms", "plot_peers",
     "figure_to_png", "plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d", "plot_epoch_metrics",
-    "plot_relation_agreement",
+    "plot_relation_agreement", "plot_confidence_histogram", "plot_class_balance", "plot_mining_grid",
+    "plot_unlabeled_curve",
 ]
 
 BAR_COLOR, TOP_COLOR = "tab:blue", "tab:orange"
@@ -528,3 +529,267 @@ def figure_to_png(fig, dpi=80) -> bytes:
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ mining (lesson 02, SSLD)
+KEPT_COLOR, REJECTED_COLOR = "tab:blue", "tab:gray"
+
+
+def plot_confidence_histogram(confidence, kept, ax=None, bins=40):
+    """Histogram of the teacher's confidence (its largest softmax probability) on the unlabeled pool, the images
+    SSLD's mining kept stacked on the rejected ones; log y, since a good teacher is sure of most images."""
+    c, k = _np(confidence).ravel(), _np(kept, bool).ravel()
+    if c.size != k.size:
+        raise ValueError(f"confidence has {c.size} values but kept has {k.size}")
+    fig, ax = _fig_ax(ax, (6.0, 3.6))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ax.hist([c[~k], c[k]], bins=edges, stacked=True, color=[REJECTED_COLOR, KEPT_COLOR],
+            label=[f"rejected ({int((~k).sum()):,})", f"kept ({int(k.sum()):,})"])
+    ax.set_yscale("log")
+    ax.set(xlim=(0, 1), xlabel="teacher's confidence (largest softmax probability)", ylabel="images (log)",
+           title="Teacher's confidence on the unlabeled pool")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_class_balance(kept, classes, available=None, correct=None, k=None, ax=None):
+    """Images kept per class (bars), with optionally the pool's candidates per class (outlines), how many kept
+    teacher labels are right (hatched: the wrong ones) and the quota ``k`` (dashed line)."""
+    kept_n = _np(kept).ravel()
+    for name, v in (("kept", kept_n), ("available", available), ("correct", correct)):
+        if v is not None and _np(v).size != len(classes):
+            raise ValueError(f"{name} has {_np(v).size} counts for {len(classes)} classes")
+    fig, ax = _fig_ax(ax, (max(6.0, 0.7 * len(classes)), 3.8))
+    x = np.arange(len(classes))
+    if available is not None:
+        ax.bar(x, _np(available).ravel(), 0.8, fill=False, edgecolor=REJECTED_COLOR, label="candidates in the pool")
+    ax.bar(x, kept_n, 0.8, color=KEPT_COLOR, label="kept")
+    if correct is not None:
+        wrong = kept_n - _np(correct).ravel()
+        ax.bar(x, wrong, 0.8, bottom=kept_n - wrong, color="tab:red", hatch="//", alpha=0.6,
+               label="kept, teacher's label wrong")
+    if k is not None:
+        ax.axhline(k, color="black", ls="--", lw=1, label=f"k = {k}")
+    _class_ticks(ax, classes)
+    ax.set(ylabel="images", title="Class balance of the mined set")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _grid_cell(ax, images, text) -> None:
+    if images is None or len(images) == 0:
+        ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_axis_off()
+    else:
+        plot_images(images, None, None, ncols=len(images), ax=ax)
+    ax.set_title(text, fontsize=8, loc="left")
+
+
+def plot_mining_grid(kept_images, rejected_images, classes, kept_title="kept: most confident",
+                     rejected_title="rejected: most confident below the cut"):
+    """One row per class: images the mining kept (left) and rejected (right), ``kept_images[c]`` and
+    ``rejected_images[c]`` being (n, C, H, W) tensors (possibly empty)."""
+    if not len(kept_images) == len(rejected_images) == len(classes):
+        raise ValueError(f"need one entry per class ({len(classes)}), got {len(kept_images)} kept and "
+                         f"{len(rejected_images)} rejected")
+    fig = Figure(figsize=(12, 0.95 * len(classes) + 0.4), layout="constrained")
+    axes = fig.subplots(len(classes), 2, squeeze=False)
+    for c, name in enumerate(classes):
+        _grid_cell(axes[c, 0], kept_images[c], f"{name} · {kept_title}")
+        _grid_cell(axes[c, 1], rejected_images[c], f"{name} · {rejected_title}")
+    return fig
+
+
+def plot_unlabeled_curve(amounts, results, baseline=None, ax=None, xlabel="unlabeled images used"):
+    """Test accuracy (mean ± std over seeds) against the number of unlabeled images, one line per label of
+    ``results`` (label -> one list of seed accuracies per amount); ``baseline`` runs as dashed bands.
+    The x axis is linear up to the smallest non-zero amount and logarithmic beyond (SSLD's claim: more helps)."""
+    fig = plot_sweep(amounts, results, xlabel, ax=ax, baseline=baseline)
+    ax = fig.axes[0] if ax is None else ax
+    positive = _np(amounts)[_np(amounts) > 0]
+    if positive.size:
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(_np(amounts).ravel())
+        ax.set_xticklabels([f"{v:,.0f}" for v in _np(amounts).ravel()])
+    ax.set_title("Test accuracy against the amount of unlabeled data (mean ± std over seeds)")
+    return fig
+
+
+# ------------------------------------------------------------------ comparing methods (lesson 06)
+COST_LABELS = {"wall_s": "wall seconds per run", "train_s": "training seconds per run",
+               "images_per_s": "training images/s (right = cheaper per image)", "peak_mem_mb": "peak memory (MB)"}
+
+
+def _cost_panel(ax, results, cost: str, log_cost) -> None:
+    """Mean accuracy against mean cost, one point per method with both std error bars, labeled."""
+    costs = []
+    for i, (label, r) in enumerate(results.items()):
+        if cost not in r:
+            raise ValueError(f"{label!r} has no {cost!r} values; it has {sorted(r)}")
+        (am, as_), (cm, cs) = _mean_std(r["accuracy"]), _mean_std(r[cost])
+        ax.errorbar([cm], [am], xerr=[cs], yerr=[as_], fmt="o", color=f"C{i}", capsize=3, label=label)
+        ax.annotate(label, (cm, am), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        costs.append(cm)
+    if costs and (log_cost or (log_cost is None and min(costs) > 0 and max(costs) / min(costs) > 20)):
+        ax.set_xscale("log")
+    ax.set(xlabel=COST_LABELS.get(cost, cost), ylabel="test accuracy (%)", title="Accuracy against training cost")
+    if not costs:                                 # each point carries its method's name: no legend needed
+        ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", va="center", color="gray")
+
+
+def plot_comparison(results, cost="wall_s", axes=None, log_cost=None, title=None):
+    """Lesson 06: left, test accuracy per method (mean ± std bars, one dot per seed); right, mean accuracy
+    against mean cost (``cost``: a key of each entry, e.g. ``"wall_s"``, ``"images_per_s"``), both ± std.
+
+    ``results``: ``{method: {"accuracy": [per seed], cost: [per seed], ...}}``, as
+    :func:`kd_lab.compare.per_method` returns it. ``log_cost=None`` uses a log x axis when costs span > 20×.
+    """
+    if axes is None:
+        fig = Figure(figsize=(max(10.0, 0.9 * len(results) + 6), 4.2), layout="constrained")
+        axes = fig.subplots(1, 2, width_ratios=[max(1.0, 0.25 * len(results)), 1])
+    bar_ax, cost_ax = axes
+    plot_runs_bar({m: r["accuracy"] for m, r in results.items()}, ax=bar_ax,
+                  title=title or "Test accuracy, mean ± std over seeds (dots: seeds)")
+    _cost_panel(cost_ax, results, cost, log_cost)
+    return bar_ax.figure
+
+
+__all__ += ["plot_comparison"]
+
+
+# ------------------------------------------------------------------- feature distillation (lesson 04)
+def _negative_mean_np(values: np.ndarray) -> float:
+    neg = values[values < 0]
+    return float(neg.mean()) if neg.size else math.nan
+
+
+def _grid_axes(n: int, ncols: int, cell: tuple[float, float]):
+    """``n`` axes in rows of ``ncols`` on a new figure (cells of ``cell`` inches); unused cells removed."""
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(cell[0] * ncols, cell[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.remove()
+    return axes[:n]
+
+
+def plot_margin_histograms(taps, margins, channels=None, ncols=4, bins=60, axes=None):
+    """OFD's margin (Heo et al. 2019) on real data: for each channel of one stage's pre-ReLU taps
+    (N, C, H, W) or (N, C), a histogram of its values, the BN-derived margin m (``margins`` (C,), red) and
+    the empirical mean of its negative values E[x | x < 0] (black, dashed); the ReLU keeps x > 0 (grey line).
+    ``channels``: the channel indices to draw (default the first 8)."""
+    x, m = _np(taps), _np(margins).ravel()
+    if x.ndim not in (2, 4) or x.shape[1] != m.size:
+        raise ValueError(f"taps must be (N, C, H, W) or (N, C) with C = {m.size} margins, got shape {x.shape}")
+    channels = list(range(min(8, m.size))) if channels is None else [int(c) for c in channels]
+    if not channels or any(not 0 <= c < m.size for c in channels):
+        raise ValueError(f"channels must be indices in [0, {m.size - 1}], got {channels}")
+    axes = _grid_axes(len(channels), ncols, (3.2, 2.5)) if axes is None else axes
+    for ax, c in zip(axes, channels):
+        values = np.moveaxis(x, 1, 0)[c].ravel()
+        ax.hist(values, bins=bins, density=True, color=BAR_COLOR, alpha=0.7)
+        ax.axvline(0.0, color="gray", lw=0.8)
+        ax.axvline(m[c], color="red", lw=1.5, label=f"BN margin {m[c]:.2f}")
+        ax.axvline(_negative_mean_np(values), color="black", ls="--", lw=1.2,
+                   label=f"E[x | x<0] = {_negative_mean_np(values):.2f}")
+        ax.set_title(f"channel {c}", fontsize=9)
+        ax.legend(fontsize=6, loc="upper right")
+    return axes[0].figure
+
+
+def plot_margin_agreement(stages, ax=None):
+    """Every channel's BN-derived margin (x) against the empirical E[x | x < 0] of its real pre-ReLU values
+    (y), one colour per stage, with the diagonal y = x. ``stages``: ``{label: (margins (C,), empirical (C,))}``;
+    channels without a negative value (NaN) are left out."""
+    fig, ax = _fig_ax(ax, (5, 4.4))
+    lo, hi = 0.0, -1e-3
+    for i, (label, (margin, empirical)) in enumerate(stages.items()):
+        m, e = _np(margin).ravel(), _np(empirical).ravel()
+        if m.size != e.size:
+            raise ValueError(f"{label!r}: {m.size} margins but {e.size} empirical values")
+        keep = np.isfinite(e)
+        ax.scatter(m[keep], e[keep], s=12, color=f"C{i}", alpha=0.7, label=f"{label} ({keep.sum()} channels)")
+        lo = min(lo, np.nanmin(m, initial=0.0), np.nanmin(e, initial=0.0))
+    ax.plot([lo, hi], [lo, hi], color="gray", ls="--", lw=1, label="y = x")
+    ax.set(xlabel="margin from the BN: E[x | x<0], x ~ N(β, γ²)", ylabel="measured E[x | x<0] on test images",
+           title="OFD margin: BatchNorm estimate against the data")
+    _finish(ax, "no channels")
+    return fig
+
+
+_PARTIAL_L2_PANELS = (("teacher", "teacher t (pre-ReLU)"), ("student", "student s through connector"),
+                      ("target", "target t' = max(t, m)"), ("mask", "mask: s > t' or t' > 0"),
+                      ("error", "loss: mask · (s − t')²"))
+
+
+def plot_partial_l2(maps, axes=None, suptitle=None):
+    """OFD's partial L2 (Heo et al. 2019) on one channel of one image, from
+    :func:`kd_lab.features.partial_l2_maps`: teacher, student through the connector and target on one
+    symmetric colour scale (red > 0, blue < 0), the mask (white: the loss is active), and the squared error
+    it keeps."""
+    missing = [k for k, _ in _PARTIAL_L2_PANELS if k not in maps]
+    if missing:
+        raise ValueError(f"maps is missing {missing}; pass the dict of kd_lab.features.partial_l2_maps")
+    if axes is None:
+        fig = Figure(figsize=(16, 3.4), layout="constrained")
+        axes = fig.subplots(1, len(_PARTIAL_L2_PANELS))
+    span = max(float(np.abs(_np(maps[k])).max()) for k in ("teacher", "student", "target")) or 1.0
+    for ax, (key, title) in zip(axes, _PARTIAL_L2_PANELS):
+        data = _np(maps[key])
+        styles = {"mask": ("gray", 0, 1), "error": ("magma", 0, max(data.max(), 1e-12))}
+        style = styles.get(key, ("RdBu_r", -span, span))
+        _heatmap(ax, data, title, *style)
+        ax.set_axis_off()
+    axes[-1].set_title(f"{_PARTIAL_L2_PANELS[-1][1]}\nsum {float(_np(maps['error']).sum()):.2f}, "
+                       f"active on {100 * float(_np(maps['mask']).mean()):.0f} % of the map", fontsize=10)
+    if suptitle:
+        axes[0].figure.suptitle(suptitle)
+    return axes[0].figure
+
+
+def plot_feature_maps(rows, channels=None, ncols=8, title=None):
+    """Grids of feature maps of one image: one row per entry of ``rows`` (``{label: (C, H, W)}``), the same
+    ``channels`` in each row (default the first ``ncols``), on one symmetric colour scale for the whole figure
+    (red > 0, blue < 0)."""
+    maps = {label: _np(m) for label, m in rows.items()}
+    bad = {label: m.shape for label, m in maps.items() if m.ndim != 3}
+    if not maps or bad:
+        raise ValueError(f"rows must map labels to (C, H, W) maps, got shapes {bad or 'none'}")
+    channels = list(range(min(ncols, min(m.shape[0] for m in maps.values())))) if channels is None else list(channels)
+    short = {label: m.shape[0] for label, m in maps.items() if max(channels, default=0) >= m.shape[0]}
+    if not channels or short:
+        raise ValueError(f"channels {channels} out of range for rows with {short} channels")
+    span = max(float(np.abs(m[channels]).max()) for m in maps.values()) or 1.0
+    fig = Figure(figsize=(1.35 * len(channels) + 1.2, 1.45 * len(maps) + 0.4), layout="constrained")
+    grid = fig.subplots(len(maps), len(channels), squeeze=False)
+    for r, (label, m) in enumerate(maps.items()):
+        for ax, c in zip(grid[r], channels):
+            im = ax.imshow(m[c], cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"ch {c}", fontsize=8)
+        grid[r][0].set_ylabel(label, fontsize=8)
+    fig.colorbar(im, ax=grid, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_stage_distances(history, stages=(0, 1, 2), ax=None):
+    """The per-stage feature distance that the feature-distillation methods measure with the test accuracy
+    (``feat_dist_i``, :meth:`kd_lab.methods.FeatureKD.epoch_metrics`), against epoch, on a log scale (the
+    distances span orders of magnitude); one History or a list of ``(label, History)``."""
+    keys = [f"feat_dist_{i}" for i in stages]
+    fig = plot_epoch_metrics(history, keys, ax=ax, ylabel="‖ReLU(c(s)) − ReLU(t)‖² / ‖ReLU(t)‖² (log scale)",
+                             title="Feature distance to the teacher, per stage")
+    target = ax if ax is not None else fig.axes[0]
+    if target.lines:
+        target.set_yscale("log")
+    return fig
+
+
+__all__ += ["plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2", "plot_feature_maps",
+            "plot_stage_distances"]

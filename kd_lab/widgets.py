@@ -23,13 +23,12 @@ from matplotlib.figure import Figure
 
 from . import viz
 from .analysis import class_sorted_batch, embeddings, relation_agreement, soft_targets_by_class
-from .experiments import Setting, run_method
+from .experiments import Setting, method_teacher, run_method
 from .losses import rkd_angle_loss, rkd_distance_loss
-from .methods import METHODS, method_options
+from .methods import METHODS, method_options, parse_stages
 from .train import History, pick_device
-from .zoo import get_teacher
 
-__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "KNOB_SPECS"]
+__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "KNOB_SPECS", "EXTRA_KNOBS"]
 
 # knob -> (min, max, step, label). Setting fields (labeled, epochs, ...) or method options (temperature, ...).
 # An int step gives an IntSlider (integer knobs such as k, labeled, epochs), a float step a FloatSlider.
@@ -44,13 +43,36 @@ KNOB_SPECS = {
     "kl_weight": (0.0, 4.0, 0.1, "w (weight of the KL to the peers)"),
     "labeled": (100, 60000, 100, "labeled images"),
     "epochs": (1, 100, 1, "epochs"),
+    "top_k": (100, 4000, 100, "top-k unlabeled images per class"),
+    "pool_size": (1000, 40000, 1000, "unlabeled pool (first N images)"),
+    "steps": (10, 5000, 10, "optimizer steps (budget)"),
 }
 _SETTING_FIELDS = {f.name for f in fields(Setting)}
+# Knobs that are not linear sliders: knob -> (kind, spec, label). "log": a FloatLogSlider over 10**min ..
+# 10**max in exponent steps (weights that span orders of magnitude); "stages": a multiple choice of the
+# stage indices in spec (its value, a tuple of indices, is passed to the method as ``stages``).
+EXTRA_KNOBS = {
+    "feature_weight": ("log", (-5.0, 2.0, 0.25), "λ_F (weight of the feature loss, log scale)"),
+    "stages": ("stages", (0, 1, 2), "stages to distil"),
+}
+
+
+def _extra_knob(name: str, value):
+    kind, spec, label = EXTRA_KNOBS[name]
+    common = dict(description=label, style={"description_width": "initial"}, layout=w.Layout(width="420px"))
+    if kind == "log":
+        low, high, step = spec
+        return w.FloatLogSlider(value=value, base=10, min=low, max=high, step=step, readout_format=".1e",
+                                continuous_update=False, **common)
+    return w.SelectMultiple(options=[(f"stage {i}", i) for i in spec], value=parse_stages(value, len(spec)),
+                            rows=len(spec), **common)
 
 
 def _slider(name: str, value):
+    if name in EXTRA_KNOBS:
+        return _extra_knob(name, value)
     if name not in KNOB_SPECS:
-        raise ValueError(f"no slider for knob {name!r}; known knobs: {sorted(KNOB_SPECS)}")
+        raise ValueError(f"no slider for knob {name!r}; known knobs: {sorted([*KNOB_SPECS, *EXTRA_KNOBS])}")
     low, high, step, label = KNOB_SPECS[name]
     cls = w.IntSlider if isinstance(step, int) else w.FloatSlider
     return cls(value=value, min=low, max=high, step=step, description=label,
@@ -90,7 +112,8 @@ class TrainingPanel(_Panel):
         self.device = pick_device(device)
         self.teacher = teacher
         allowed = set(method_options(method)) | _SETTING_FIELDS
-        knobs = knobs if knobs is not None else {k: v for k, v in method_options(method).items() if k in KNOB_SPECS}
+        knobs = knobs if knobs is not None else {k: v for k, v in method_options(method).items()
+                                                 if k in KNOB_SPECS or k in EXTRA_KNOBS}
         unknown = sorted(set(knobs) - allowed)
         if unknown:
             raise ValueError(f"method {method!r} has no knob(s) {unknown}; allowed: {sorted(allowed)}")
@@ -159,7 +182,7 @@ class TrainingPanel(_Panel):
         try:
             if self.teacher is None and METHODS[self.method].needs_teacher:
                 self.status.value = "loading the teacher…"
-                self.teacher = get_teacher(setting.dataset, device=self.device, verbose=False)
+                self.teacher = method_teacher(self.method, setting.dataset, self.device, verbose=False)
             self.status.value = f"training run {record['run']}…"
             run_method(self.method, setting, seed=self.seed, device=self.device, teacher=self.teacher,
                        progress=False, callback=self._on_progress, callback_every=self.callback_every,
@@ -324,3 +347,57 @@ class RelationPanel(_Panel):
             viz.plot_angle_matrix(emb, j, ax=ax, labels=labels, classes=self.names,
                                   title=f"{who}: cos∠(x_i, x_j, x_k), anchor j = {j}")
         return fig
+
+
+class ComparisonPanel(_Panel):
+    """Lesson 06: the rows of a comparison (:func:`kd_lab.compare.read_rows`, one setting) with a method
+    picker (ctrl/shift-click), the labeled-set size and the cost axis; redraws
+    :func:`kd_lab.viz.plot_comparison` and a mean ± std table (Δ against ``baseline``) on every change."""
+
+    COSTS = (("wall seconds per run", "wall_s"), ("training seconds per run", "train_s"),
+             ("training images/s", "images_per_s"), ("peak memory (MB)", "peak_mem_mb"))
+
+    def __init__(self, rows: list[dict], methods=None, labeled=None, cost: str = "wall_s", baseline: str = "scratch"):
+        from . import compare
+        ok = [r for r in rows if r["status"] == "ok"]
+        if not ok:
+            raise ValueError("the comparison has no finished (ok) run to show")
+        self.rows, self.baseline = rows, baseline
+        names = [m for m in compare.resolve_methods() if any(r["method"] == m for r in ok)]
+        names += sorted({r["method"] for r in ok} - set(names))
+        sizes = compare.labeled_sizes(ok)
+        self.methods = w.SelectMultiple(options=names, value=tuple(methods or names), rows=min(len(names), 13),
+                                        description="methods")
+        self.labeled = w.Dropdown(options=sizes, value=sizes[0] if labeled is None else labeled,
+                                  description="labeled images", style={"description_width": "initial"})
+        self.cost = w.Dropdown(options=self.COSTS, value=cost, description="cost axis")
+        self.image, self.table = w.Image(format="png"), w.HTML()
+        for control in (self.methods, self.labeled, self.cost):
+            control.observe(lambda change: self.redraw(), names="value")
+        self.widget = w.VBox([w.HBox([self.methods, w.VBox([self.labeled, self.cost])]), self.image, self.table])
+        self.redraw()
+
+    def redraw(self) -> None:
+        from . import compare
+        data = compare.per_method(self.rows, labeled=self.labeled.value)
+        chosen = {m: data[m] for m in self.methods.value if m in data}
+        self._show(self.image, viz.plot_comparison(chosen, cost=self.cost.value))
+        self.records = [r for r in compare.summarize(self.rows, self.baseline)
+                        if r["labeled"] == self.labeled.value and r["method"] in self.methods.value]
+        self.table.value = _records_html(self.records, self.baseline)
+
+
+def _records_html(records: list[dict], baseline: str) -> str:
+    """An HTML table of :func:`kd_lab.compare.summarize` records."""
+    def num(v, spec):
+        return "–" if v != v else format(v, spec)           # NaN -> dash
+    head = ["method", "n", "failed", "test accuracy %", f"Δ vs {baseline}", "images/s", "wall s", "peak MB"]
+    body = "".join(
+        f"<tr><td>{html.escape(r['method'])}</td><td>{r['n']}</td><td>{r['failed']}</td>"
+        f"<td>{num(r['acc_mean'], '.2f')} ± {num(r['acc_std'], '.2f')}</td><td>{num(r['delta'], '+.2f')}</td>"
+        f"<td>{num(r['images_per_s'], ',.0f')}</td><td>{num(r['wall_s'], '.1f')}</td>"
+        f"<td>{num(r['peak_mem_mb'], '.0f')}</td></tr>" for r in records)
+    return f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
+
+
+__all__ += ["ComparisonPanel"]

@@ -23,8 +23,8 @@ from . import data as kd_data
 from .models import build_model
 from .train import device_name, evaluate, fit, pick_device, quick_mode, seed_everything
 
-__all__ = ["RECIPES", "recipe_key", "get_teacher", "train_teacher", "save_teacher", "load_teacher",
-           "cache_dir", "SHIPPED_DIR", "CorruptTeacherError"]
+__all__ = ["RECIPES", "recipe_key", "training_indices", "default_recipe", "get_teacher", "train_teacher",
+           "save_teacher", "load_teacher", "cache_dir", "SHIPPED_DIR", "CorruptTeacherError"]
 
 FORMAT = 1
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
@@ -35,6 +35,13 @@ RECIPES: dict[str, dict] = {
              "optimizer": "sgd", "augment": True, "train_size": None, "seed": 0},
     "quick": {"preset": "teacher-small", "epochs": 2, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
               "optimizer": "sgd", "augment": True, "train_size": 20000, "seed": 0},
+    # Teachers of a fixed part of the training split (lesson 02, SSLD): they never saw the images from
+    # 20,000 on, which SSLD's student then uses as unlabeled data. The split is part of the key and name.
+    "first20k": {"preset": "teacher-small", "epochs": 20, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
+                 "optimizer": "sgd", "augment": True, "train_size": None, "train_range": [0, 20000], "seed": 0},
+    "first20k-quick": {"preset": "teacher-small", "epochs": 2, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
+                       "optimizer": "sgd", "augment": True, "train_size": None, "train_range": [0, 20000],
+                       "seed": 0},
 }
 
 
@@ -61,7 +68,26 @@ def recipe_key(dataset: str, recipe: dict) -> str:
 
 
 def _file_name(dataset: str, recipe: dict) -> str:
-    return f"{dataset}-{recipe['preset']}-{recipe_key(dataset, recipe)}.pt"
+    rng = recipe.get("train_range")           # a teacher of part of the split says which part in its name
+    split = "" if not rng else (f"-first{rng[1]}" if rng[0] == 0 else f"-range{rng[0]}-{rng[1]}")
+    return f"{dataset}-{recipe['preset']}{split}-{recipe_key(dataset, recipe)}.pt"
+
+
+def training_indices(recipe, labels: torch.Tensor) -> torch.Tensor:
+    """The indices (sorted, on the CPU) of the training images a recipe's teacher is trained on.
+
+    ``train_range: [a, b]`` gives images a..b-1; ``train_size: n`` a seeded class-balanced subset of n
+    (:func:`kd_lab.data.labeled_split`); neither gives the whole split.
+    """
+    recipe, n = _recipe(recipe), len(labels)
+    if recipe.get("train_range"):
+        a, b = recipe["train_range"]
+        if not 0 <= a < b <= n:
+            raise ValueError(f"train_range {recipe['train_range']} must satisfy 0 <= a < b <= {n} (the split's size)")
+        return torch.arange(a, b)
+    if recipe["train_size"]:
+        return kd_data.labeled_split(labels, recipe["train_size"], seed=recipe["seed"]).labeled
+    return torch.arange(n)
 
 
 def _checksum(state: dict) -> str:
@@ -115,8 +141,8 @@ def train_teacher(dataset: str = "fashion-mnist", recipe="full", device="auto", 
     recipe = _recipe(recipe)
     dev = pick_device(device)
     train, test = kd_data.load(dataset, device=dev)
-    if recipe["train_size"]:
-        train = train.subset(kd_data.labeled_split(train.y, recipe["train_size"], seed=recipe["seed"]).labeled)
+    if recipe["train_size"] or recipe.get("train_range"):
+        train = train.subset(training_indices(recipe, train.y).to(dev))
     seed_everything(recipe["seed"])
     from .methods import Scratch
     method = Scratch(_build(dataset, recipe))
@@ -136,20 +162,21 @@ def train_teacher(dataset: str = "fashion-mnist", recipe="full", device="auto", 
     return model, info
 
 
-def default_recipe(dataset: str) -> str:
-    """``full`` when its weights are shipped or cached (loading is instant), else ``quick`` in quick mode."""
-    full = _recipe("full")
-    name = _file_name(dataset, full)
+def default_recipe(dataset: str, base: str = "full") -> str:
+    """``base`` (``full``, or e.g. ``first20k``) when its weights are shipped or cached (loading is instant),
+    else its quick variant (``quick``, ``first20k-quick``) in quick mode."""
+    name = _file_name(dataset, _recipe(base))
     if not quick_mode() or (SHIPPED_DIR / name).is_file() or (cache_dir() / name).is_file():
-        return "full"
-    return "quick"
+        return base
+    return "quick" if base == "full" else f"{base}-quick"
 
 
 def get_teacher(dataset: str = "fashion-mnist", recipe=None, device="auto", *, retrain: bool = False,
                 amp: str = "auto", progress: bool = True, verbose: bool = True) -> nn.Module:
     """A trained teacher for ``dataset`` in eval mode: from the cache, the shipped weights, or trained now.
 
-    The returned model carries ``model.zoo_info`` (test accuracy, training time and device of its recipe).
+    The returned model carries ``model.zoo_info`` (test accuracy, training time and device of its recipe,
+    the file's path and the recipe itself).
     """
     kd_data.spec(dataset)
     recipe = _recipe(recipe or default_recipe(dataset))
@@ -161,7 +188,7 @@ def get_teacher(dataset: str = "fashion-mnist", recipe=None, device="auto", *, r
             continue
         try:
             model, info = load_teacher(path, dataset, recipe, dev)
-            model.zoo_info = {**info, "path": str(path)}
+            model.zoo_info = {**info, "path": str(path), "recipe": recipe}
             return model
         except CorruptTeacherError as err:
             warnings.warn(f"{err}; rebuilding it", stacklevel=2)
@@ -170,5 +197,5 @@ def get_teacher(dataset: str = "fashion-mnist", recipe=None, device="auto", *, r
               f"-> {cached}")
     model, info = train_teacher(dataset, recipe, dev, amp=amp, progress=progress)
     save_teacher(model, cached, dataset, recipe, info)
-    model.zoo_info = {**info, "path": str(cached)}
+    model.zoo_info = {**info, "path": str(cached), "recipe": recipe}
     return model

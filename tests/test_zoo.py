@@ -84,7 +84,8 @@ def test_save_load_roundtrip_is_fp16_exact(tmp_path):
 
 
 def test_unknown_recipe_and_dataset():
-    with pytest.raises(ValueError, match=r"unknown teacher recipe 'huge'; choose one of \['full', 'quick'\]"):
+    with pytest.raises(ValueError, match=r"unknown teacher recipe 'huge'; choose one of "
+                                         r"\['first20k', 'first20k-quick', 'full', 'quick'\]"):
         zoo.get_teacher("fashion-mnist", "huge")
     with pytest.raises(ValueError, match="unknown data set 'imagenet'"):
         zoo.get_teacher("imagenet")
