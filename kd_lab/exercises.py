@@ -288,15 +288,21 @@ _DETACH_WHY = {
 }
 
 
+def _multiple_choice(answer: str, choices: dict, right: str, why_not: dict, why_right: str) -> bool:
+    """Report on a multiple-choice ``answer``: not a choice, a wrong one (with ``why_not[answer]``), or right."""
+    if answer not in choices:
+        return _report(False, f"answer={answer!r} is not one of {sorted(choices)}")
+    if answer != right:
+        return _report(False, f"not ({answer}): {why_not[answer]}")
+    return _report(True, why_right)
+
+
 def check_detach(answer: str) -> bool:
     """Multiple choice (:data:`DETACH_CHOICES`): what changes in DML if the peer's logits are not detached?"""
-    if answer not in DETACH_CHOICES:
-        return _report(False, f"answer={answer!r} is not one of {sorted(DETACH_CHOICES)}")
-    if answer != "b":
-        return _report(False, f"not ({answer}): {_DETACH_WHY[answer]}")
-    return _report(True, "(b): without detach, L_k also trains peer j towards p_k (for K = 2 both minimise the "
-                         "symmetric KL together); DML treats each peer's prediction as a fixed target, like a "
-                         "teacher's, and each network follows its own loss only")
+    return _multiple_choice(answer, DETACH_CHOICES, "b", _DETACH_WHY,
+                            "(b): without detach, L_k also trains peer j towards p_k (for K = 2 both minimise the "
+                            "symmetric KL together); DML treats each peer's prediction as a fixed target, like a "
+                            "teacher's, and each network follows its own loss only")
 
 
 # ------------------------------------------------------------------------------ lesson 02: SSLD
@@ -388,13 +394,11 @@ _GT_TERM_WHY = {
 
 def check_gt_term(answer: str) -> bool:
     """Multiple choice (:data:`GT_TERM_CHOICES`): why can SSLD drop the ground-truth term?"""
-    if answer not in GT_TERM_CHOICES:
-        return _report(False, f"answer={answer!r} is not one of {sorted(GT_TERM_CHOICES)}")
-    if answer != "b":
-        return _report(False, f"not ({answer}): {_GT_TERM_WHY[answer]}")
-    return _report(True, "(b): the teacher's soft target on a labeled image already points at its label (check the "
-                         "teacher's accuracy on L in the notebook), so one loss, the same on labeled and unlabeled "
-                         "images, suffices; the unlabeled images are where the new information comes from")
+    return _multiple_choice(answer, GT_TERM_CHOICES, "b", _GT_TERM_WHY,
+                            "(b): the teacher's soft target on a labeled image already points at its label "
+                            "(check the teacher's accuracy on L in the notebook), so one loss, the same on labeled "
+                            "and unlabeled images, suffices; the unlabeled images are where the new information "
+                            "comes from")
 
 
 # ------------------------------------------------------------------ lesson 06: reading a comparison
