@@ -65,6 +65,14 @@ class Method(nn.Module):
     def teacher_forward(self, x: torch.Tensor, features: bool = False):
         return self.teacher(x, features=features)
 
+    def teacher_on_probe(self, x: torch.Tensor, compute):
+        """``compute()`` — what the frozen teacher gives for the probe images ``x`` — computed once per probe
+        and reused at every later measurement (the teacher never changes)."""
+        key = (x.device, x.shape, hash(x.cpu().numpy().tobytes()))
+        if getattr(self, "_probe_key", None) != key:
+            self._probe_key, self._probe_value = key, compute()
+        return self._probe_value
+
     def phases(self) -> list:
         """The optimizer steps of one batch, each passed to ``loss_terms`` as ``phase`` (default: one)."""
         return [None]
@@ -354,10 +362,7 @@ class RKD(Method):
     def _teacher_probe(self, probe) -> torch.Tensor:
         """The frozen teacher's probe embeddings (N, D_t), computed once per probe."""
         from .analysis import embeddings
-        key = (probe.x.device, probe.x.shape, hash(probe.x.cpu().numpy().tobytes()))
-        if getattr(self, "_probe_key", None) != key:
-            self._probe_key, self._probe_emb = key, embeddings(self.teacher, probe)
-        return self._probe_emb
+        return self.teacher_on_probe(probe.x, lambda: embeddings(self.teacher, probe))
 
 
 def _in_float32(relation_loss, student_emb, teacher_emb):
@@ -521,10 +526,7 @@ class FeatureKD(Method):
 
     def _teacher_probe(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The frozen teacher's taps of the probe images, computed once per probe."""
-        key = (x.device, x.shape, hash(x.cpu().numpy().tobytes()))
-        if getattr(self, "_probe_key", None) != key:
-            self._probe_key, self._probe_taps = key, self.teacher(x, features=True).taps
-        return self._probe_taps
+        return self.teacher_on_probe(x, lambda: self.teacher(x, features=True).taps)
 
 
 class FitNet(FeatureKD):
