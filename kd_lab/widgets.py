@@ -28,7 +28,7 @@ from .losses import rkd_angle_loss, rkd_distance_loss
 from .methods import METHODS, method_options, parse_stages
 from .train import History, pick_device
 
-__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "KNOB_SPECS", "EXTRA_KNOBS"]
+__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "ComparisonPanel", "KNOB_SPECS", "EXTRA_KNOBS"]
 
 # knob -> (min, max, step, label). Setting fields (labeled, epochs, ...) or method options (temperature, ...).
 # An int step gives an IntSlider (integer knobs such as k, labeled, epochs), a float step a FloatSlider.
@@ -399,5 +399,3 @@ def _records_html(records: list[dict], baseline: str) -> str:
         f"<td>{num(r['peak_mem_mb'], '.0f')}</td></tr>" for r in records)
     return f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
 
-
-__all__ += ["ComparisonPanel"]
