@@ -1,8 +1,11 @@
-"""Shared fixtures: small real Fashion-MNIST subsets on the CPU, and an isolated teacher cache."""
+"""Shared fixtures: small real Fashion-MNIST subsets on the CPU, a student/teacher pair and a real batch, an
+isolated teacher cache, and a guard that plots never touch pyplot."""
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
 from kd_lab import data as kd_data
+from kd_lab.models import build_model
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,27 @@ def tmp_cache(tmp_path, monkeypatch):
     """An empty teacher cache for the test."""
     monkeypatch.setenv("KD_LAB_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache" / "teachers"
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """A student (``student-tiny``: 8/16/32 channels, embedding width 32) and a frozen, randomly initialised
+    'teacher' (``student``: 16/32/64 channels, embedding width 64)."""
+    torch.manual_seed(0)
+    return build_model("student-tiny"), build_model("student").eval()
+
+
+@pytest.fixture(scope="module")
+def batch(small):
+    """The first 32 images of the ``small`` training subset: (32, 1, 28, 28), (32,)."""
+    train, _ = small
+    return next(train.batches(32, shuffle=False))
+
+
+@pytest.fixture
+def no_pyplot_figures():
+    """No pyplot figure before or after the test (viz must never touch pyplot's global state); modules use it
+    with ``pytestmark = pytest.mark.usefixtures("no_pyplot_figures")``."""
+    assert plt.get_fignums() == []
+    yield
+    assert plt.get_fignums() == []

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -28,19 +27,7 @@ from kd_lab.widgets import TrainingPanel
 REPO = Path(__file__).resolve().parents[1]
 CONV_PRESETS = [name for name, (cls, _) in PRESETS.items() if cls is ConvNet]
 FEATURE_METHODS = ["fitnet", "ofd", "ofd+kd"]
-
-
-@pytest.fixture(scope="module")
-def nets():
-    """A student (8/16/32 channels) and a frozen, randomly initialised 'teacher' (16/32/64 channels)."""
-    torch.manual_seed(0)
-    return build_model("student-tiny"), build_model("student").eval()
-
-
-@pytest.fixture(scope="module")
-def batch(small):
-    train, _ = small
-    return next(train.batches(32, shuffle=False))                     # (32, 1, 28, 28), (32,)
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")  # plots never touch pyplot
 
 
 def fresh(name, seed=0, teacher=None, **options):
@@ -495,13 +482,6 @@ def test_panel_reports_an_empty_stage_choice(nets):
 
 
 # ----------------------------------------------------------------------------------------- plots
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    assert plt.get_fignums() == []
-    yield
-    assert plt.get_fignums() == []
-
-
 def test_plot_margin_histograms_marks_the_margin_and_the_negative_mean():
     g = torch.Generator().manual_seed(0)
     taps = torch.randn(50, 6, 4, 4, generator=g) + torch.arange(6.0).view(1, 6, 1, 1) * 0.2

@@ -21,19 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 RKD_NAMES = ["rkd", "rkd-d", "rkd-a", "kd+rkd"]
 
 
-@pytest.fixture(scope="module")
-def nets():
-    """A student (embedding width 32) and a frozen 'teacher' of another width (64)."""
-    torch.manual_seed(0)
-    return build_model("student-tiny"), build_model("student").eval()
-
-
-@pytest.fixture(scope="module")
-def batch(small):
-    train, _ = small
-    return next(train.batches(32, shuffle=False))                     # (32, 1, 28, 28), (32,)
-
-
 def expected_parts(student, teacher, x, y, temperature=4.0):
     s = student(x, features=True)
     with torch.no_grad():

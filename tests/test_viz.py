@@ -4,7 +4,6 @@ import math
 import subprocess
 import sys
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -19,12 +18,7 @@ CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat"]
 K = len(CLASSES)
 
 
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    """Every test: no pyplot figure before or after (viz must never touch pyplot's global state)."""
-    assert plt.get_fignums() == []
-    yield
-    assert plt.get_fignums() == []
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")  # viz never touches pyplot
 
 
 def fresh_ax():
