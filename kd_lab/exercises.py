@@ -379,9 +379,9 @@ def check_mining(fn) -> bool:
 
 GT_TERM_CHOICES = {
     "a": "The labels of the labeled images are noisy, so training on them hurts the student.",
-    "b": "On the labeled images the teacher's output already carries the label: it was trained on them and gives "
-         "the true class its largest probability almost everywhere, so a cross-entropy term would mostly repeat "
-         "the soft target, while one label-free loss treats labeled and unlabeled images alike.",
+    "b": "On the labeled images the teacher's output already points at the label on most images (it was trained "
+         "on them) and says more than the label: how close the other classes are. A cross-entropy term would "
+         "mostly repeat the soft target; without it, one label-free loss treats labeled and unlabeled images alike.",
     "c": "Cross-entropy and a KL divergence cannot be added: their gradients have different units.",
     "d": "Without the labels, the student can become more accurate than the teacher.",
 }
@@ -395,10 +395,10 @@ _GT_TERM_WHY = {
 def check_gt_term(answer: str) -> bool:
     """Multiple choice (:data:`GT_TERM_CHOICES`): why can SSLD drop the ground-truth term?"""
     return _multiple_choice(answer, GT_TERM_CHOICES, "b", _GT_TERM_WHY,
-                            "(b): the teacher's soft target on a labeled image already points at its label "
-                            "(check the teacher's accuracy on L in the notebook), so one loss, the same on labeled "
-                            "and unlabeled images, suffices; the unlabeled images are where the new information "
-                            "comes from")
+                            "(b): on most labeled images the teacher's soft target already points at the label (see "
+                            "the teacher's accuracy on L in the notebook) and adds the similarities between classes, "
+                            "so one loss, the same on labeled and unlabeled images, suffices; the unlabeled images "
+                            "are where the new information comes from")
 
 
 # ------------------------------------------------------------------ lesson 06: reading a comparison

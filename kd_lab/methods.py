@@ -678,7 +678,9 @@ class SSLD(Method):
     ``pool_size`` uses only the first N images of U. The labels of U are never used: its images carry the
     teacher's labels (for the trainer's train-accuracy probe only; the loss reads no label).
     The teacher must not have seen U: by default it is the zoo's ``first20k`` teacher (training images
-    0..19,999); a teacher from :func:`kd_lab.zoo.get_teacher` is checked through its recipe.
+    0..19,999). U is derived from the recipe of the teacher passed in (``teacher.zoo_info["recipe"]``, set by
+    :func:`kd_lab.zoo.get_teacher`; the default recipe's split otherwise), so it never holds an image the teacher
+    saw; a teacher trained on every image is refused.
     """
 
     name = "ssld"
@@ -693,7 +695,8 @@ class SSLD(Method):
         if objective not in SSLD_OBJECTIVES:
             raise ValueError(f"objective must be one of {SSLD_OBJECTIVES}, got {objective!r}")
         for name, value, none_ok in (("top_k", top_k, False), ("pool_size", pool_size, True)):
-            if not (value is None and none_ok) and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            positive = not isinstance(value, bool) and isinstance(value, int) and value > 0
+            if not (positive or (value is None and none_ok)):
                 raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}, got {value!r}")
         self.temperature = _check_temperature(temperature)
         self.unlabeled, self.top_k, self.pool_size, self.objective = unlabeled, top_k, pool_size, objective
@@ -737,6 +740,10 @@ class SSLD(Method):
         if self.unlabeled == "none":
             return train.subset(lab.to(train.device))
         pool = self.unlabeled_pool(train, labeled, test)
+        if len(pool) == 0:
+            import warnings
+            warnings.warn("no unlabeled image is left (each one is labeled or was seen by the teacher): SSLD trains "
+                          "on the labeled images only", stacklevel=2)
         chosen, teacher_labels = self._choose(train.subset(pool.to(train.device)))
         idx = torch.cat([lab, pool[chosen]]).to(train.device)
         y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])

@@ -58,7 +58,7 @@ def image_hashes(images: torch.Tensor) -> list[str]:
     """SHA-1 of each image's bytes, ``images`` (N, ...) uint8: equal hashes mean identical images."""
     if images.dtype != torch.uint8:
         raise ValueError(f"image_hashes expects the raw uint8 images, got dtype {images.dtype}")
-    flat = images.detach().cpu().contiguous().reshape(len(images), -1).numpy()
+    flat = images.detach().cpu().contiguous().flatten(1).numpy()                    # (N, bytes per image)
     return [hashlib.sha1(row.tobytes()).hexdigest() for row in flat]
 
 

@@ -571,8 +571,9 @@ def plot_class_balance(kept, classes, available=None, correct=None, k=None, ax=N
     if k is not None:
         ax.axhline(k, color="black", ls="--", lw=1, label=f"k = {k}")
     _class_ticks(ax, classes)
-    ax.set(ylabel="images", title="Class balance of the mined set")
-    ax.legend(fontsize=8)
+    top = max([*kept_n, *(_np(available).ravel() if available is not None else []), k or 0, 1])
+    ax.set(ylim=(0, 1.3 * top), ylabel="images", title="Class balance of the mined set")
+    ax.legend(fontsize=8, loc="upper center", ncols=4)            # in the free band above the bars
     return fig
 
 
@@ -582,6 +583,7 @@ def _grid_cell(ax, images, text) -> None:
         ax.set_axis_off()
     else:
         plot_images(images, None, None, ncols=len(images), ax=ax)
+        ax.images[-1].set_interpolation("nearest")        # crisp 28-pixel images, and a PNG a third the size
     ax.set_title(text, fontsize=8, loc="left")
 
 
@@ -592,7 +594,7 @@ def plot_mining_grid(kept_images, rejected_images, classes, kept_title="kept: mo
     if not len(kept_images) == len(rejected_images) == len(classes):
         raise ValueError(f"need one entry per class ({len(classes)}), got {len(kept_images)} kept and "
                          f"{len(rejected_images)} rejected")
-    fig = Figure(figsize=(12, 0.95 * len(classes) + 0.4), layout="constrained")
+    fig = Figure(figsize=(10, 0.8 * len(classes) + 0.4), layout="constrained")
     axes = fig.subplots(len(classes), 2, squeeze=False)
     for c, name in enumerate(classes):
         _grid_cell(axes[c, 0], kept_images[c], f"{name} · {kept_title}")

@@ -57,7 +57,8 @@ def test_split_recipes_name_their_split_and_differ_from_the_main_teacher():
     assert len(keys) == 4
     assert "-first20000-" in zoo._file_name("fashion-mnist", SPLIT)
     assert "first" not in zoo._file_name("fashion-mnist", zoo.RECIPES["full"])
-    assert zoo.recipe_key("fashion-mnist", dict(SPLIT, train_range=[0, 20001])) != zoo.recipe_key("fashion-mnist", SPLIT)
+    other_split = dict(SPLIT, train_range=[0, 20001])
+    assert zoo.recipe_key("fashion-mnist", other_split) != zoo.recipe_key("fashion-mnist", SPLIT)
 
 
 def test_training_indices_of_each_recipe(fashion):
@@ -106,7 +107,7 @@ def test_duplicates_finds_test_copies_and_repeats():
     in_test, repeated = mining.duplicates(pool, test)
     assert torch.nonzero(in_test).flatten().tolist() == [2, 7]
     assert torch.nonzero(repeated).flatten().tolist() == [8, 9]                  # the first copy (3) stays
-    assert len(set(mining.image_hashes(pool))) == 8
+    assert len(set(mining.image_hashes(pool))) == 8 and mining.image_hashes(pool[:0]) == []
     with pytest.raises(ValueError, match="expects the raw uint8 images, got dtype torch.float32"):
         mining.image_hashes(pool.float())
 
@@ -296,6 +297,14 @@ def test_scrambling_the_hidden_labels_changes_nothing(fashion, mlp_teacher, unla
     assert len(a) == 200 + (int(m.mined.kept.sum()) if unlabeled == "mined" else 4000)
 
 
+def test_no_unlabeled_image_left_warns_and_trains_on_the_labeled_images(fashion, mlp_teacher):
+    train, test = fashion
+    m = ssld(mlp_teacher)
+    with pytest.warns(UserWarning, match="no unlabeled image is left"):
+        data = m.training_set(train, None, test)                                # every image labeled
+    assert len(data) == len(train) and m.pool_report["pool"] == 0 and m.pool_report["unlabeled_used"] == 0
+
+
 def test_labeled_only_is_the_labeled_subset(fashion, mlp_teacher):
     train, test = fashion
     data = ssld(mlp_teacher, unlabeled="none").training_set(train, torch.arange(50), test)
@@ -369,6 +378,7 @@ def test_class_balance():
     assert [b.get_height() for b in bars[3:6]] == [5, 5, 2]                      # kept
     assert [b.get_height() for b in bars[6:9]] == [0, 1, 0]                      # wrong teacher labels
     assert ax.get_lines()[0].get_ydata()[0] == 5 and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert ax.get_ylim() == pytest.approx((0, 1.3 * 9))                          # room for the legend above
     with pytest.raises(ValueError, match="available has 2 counts for 3 classes"):
         viz.plot_class_balance([5, 5, 2], ["a", "b", "c"], available=[1, 2])
 
@@ -382,7 +392,8 @@ def test_mining_grid(small):
     titles = [ax.get_title(loc="left") for ax in fig.axes]
     assert titles[0].startswith("T-shirt · kept") and titles[3].startswith("Trouser · rejected")
     assert fig.axes[0].images[0].get_array().shape == (28, 4 * 29 - 1)         # 4 images in one row
-    assert [t.get_text() for t in fig.axes[3].texts] == ["none"] and [t.get_text() for t in fig.axes[4].texts] == ["none"]
+    assert fig.axes[0].images[0].get_interpolation() == "nearest"
+    assert [t.get_text() for t in fig.axes[3].texts] == ["none"] == [t.get_text() for t in fig.axes[4].texts]
     with pytest.raises(ValueError, match=r"one entry per class \(3\)"):
         viz.plot_mining_grid(kept[:2], rejected, ["a", "b", "c"])
 

@@ -125,7 +125,7 @@ course's main teacher saw all 60,000 training images, so this lesson uses anothe
 |---|---|---|
 | teacher's split | training images 0–19,999 (with labels) | the `first20k` teacher was trained on them |
 | **L** (labeled) | 1,000 of the teacher's split, class-balanced, drawn per seed | every student, with labels |
-| **U** (unlabeled pool) | training images 20,000–59,999 | SSLD's students, **without** labels; the labels are used only to evaluate the mining |
+| **U** (unlabeled pool) | training images 20,000–59,999 | SSLD's students, **without** labels (used only to evaluate the mining) |
 | test | the 10,000 test images | evaluation only |
 
 The `first20k` teacher ships with the package (fp16 weights, `kd_lab/weights/`); its recipe — and thus its
@@ -163,8 +163,9 @@ code(r"""
 planted, _ = mining.duplicates(test.x[:100], test.x)
 print(f"check: {int(planted.sum())} of 100 copied test images flagged")  # NBVAL_CHECK_OUTPUT
 report = probe.pool_report
-print(f"pool before cleaning: {report['pool']:,} images | exact duplicates of a test image: {report['test_duplicates']} "
-      f"| repeats within the pool: {report['repeats']} | pool used: {report['pool_used']:,}")
+print(f"pool before cleaning: {report['pool']:,} images | exact duplicates of a test image: "
+      f"{report['test_duplicates']} | repeats within the pool: {report['repeats']} | "
+      f"pool used: {report['pool_used']:,}")
 """)
 
 md(r"""
@@ -176,9 +177,11 @@ the $k$ most confident images are kept (all of them where a class has fewer). Ti
 permutation, so the mined set is reproducible. The pool's true labels play no part — we use them here,
 and only here, to see how often the teacher's label is right on what it kept.
 
-Move the slider: the histogram shows the teacher's confidence over the whole pool, the kept images stacked
-on the rejected ones; the bar chart shows how many images each class keeps (outline: how many the teacher
-predicts in that class), with the ones whose teacher label is wrong in red.
+Below, at the lesson's $k$: the histogram shows the teacher's confidence over the whole pool, the kept
+images stacked on the rejected ones; the bar chart shows how many images each class keeps (outline: how
+many the teacher predicts in that class), with the ones whose teacher label is wrong in red. The table
+gives, per class, the candidates, the images kept, the lowest confidence kept, and how often the kept
+labels are right.
 """)
 
 code(r"""
@@ -199,20 +202,10 @@ def show_mining(k=TOP_K):
     print(f"k = {k}: kept {right['kept']:,} images, teacher's label right on {100 * right['overall']:.2f} % "
           f"of them (whole pool: {100 * float((mined.predicted == hidden).float().mean()):.2f} %); "
           f"classes with fewer than k candidates: {short}")
+    return mined, right
 
-interact(show_mining, k=IntSlider(value=TOP_K, min=10, max=max(4000, TOP_K), step=10,
-                                  description="top-k per class", continuous_update=False));
-""")
-
-md(r"""
-Per class, at the lesson's $k$: how many images the teacher predicts in the class, how many are kept, the
-lowest confidence kept, and how often the kept labels are right.
-""")
-
-code(r"""
-mined = mining.top_k_per_class(pool_probs, TOP_K)
-right = mining.label_precision(mined, hidden)
-print(f"{'class':<12} | {'candidates':>10} | {'kept':>5} | {'lowest kept conf.':>17} | {'label right %':>13}")
+mined, right = show_mining(TOP_K)
+print(f"\n{'class':<12} | {'candidates':>10} | {'kept':>5} | {'lowest kept conf.':>17} | {'label right %':>13}")
 for c, name in enumerate(CLASSES):
     kept_conf = mined.confidence[mined.indices[mined.labels == c]]
     low = f"{float(kept_conf.min()):.4f}" if len(kept_conf) else "–"
@@ -222,10 +215,23 @@ print(f"{'all':<12} | {len(pool_probs):>10,} | {right['kept']:>5} | {'':>17} | {
 """)
 
 md(r"""
+Now move the slider: a small $k$ keeps only the images the teacher is surest of; a $k$ near the size of a
+class keeps almost the whole pool, mistakes included.
+""")
+
+code(r"""
+def explore(k):
+    show_mining(k)                                              # draws and prints; nothing to return
+
+interact(explore, k=IntSlider(value=TOP_K, min=10, max=max(4000, TOP_K), step=10, description="top-k per class",
+                              continuous_update=False));
+""")
+
+md(r"""
 Kept and rejected images per class: on the left the teacher's eight most confident images of the class, on
 the right the eight least confident images it predicts in that class (rejected at this $k$, unless the
-class has fewer than $k$ candidates). The rejected ones are where the teacher hesitates — shirts that look
-like T-shirts or pullovers, coats that look like pullovers.
+class has fewer than $k$ candidates). The rejected ones are where the teacher hesitates: look for the
+images that could belong to a neighbouring class.
 """)
 
 code(r"""
@@ -276,14 +282,14 @@ on the batch above:
 """)
 
 code(r"""
-print(f"{'T':>4} | {'SSLD loss':>9} | {'KD loss':>8} | {'|grad| SSLD':>11} | {'|grad| KD':>9} | cosine of the gradients")
+print(f"{'T':>4} | {'SSLD loss':>9} | {'KD loss':>8} | {'|grad| SSLD':>11} | {'|grad| KD':>9} | cosine of grads")
 for T in (1.0, 2.0, 4.0):
     grads = {}
     for name, fn in (("ssld", losses.ssld_loss), ("kd", losses.kd_loss)):
         z = z_s.clone().requires_grad_(True)
         value = fn(z, z_t, T)
         value.backward()
-        grads[name] = (float(value), z.grad.flatten())
+        grads[name] = (value.item(), z.grad.flatten())
     cos = F.cosine_similarity(grads["ssld"][1], grads["kd"][1], dim=0)
     print(f"{T:>4g} | {grads['ssld'][0]:>9.4f} | {grads['kd'][0]:>8.4f} | {grads['ssld'][1].norm():>11.5f} | "
           f"{grads['kd'][1].norm():>9.5f} | {cos:.3f}")
@@ -292,20 +298,24 @@ for T in (1.0, 2.0, 4.0):
 md(r"""
 ## 6. Look before training: the teacher's soft labels on unlabeled images
 
-These are the targets the student learns from on U. Three pool images, the teacher's probabilities (top)
+These are the targets the student learns from on U. Three pool images — the one the teacher is surest of,
+and the first two where its confidence lies between 0.5 and 0.8 — with the teacher's probabilities (top)
 and the untrained student's (bottom), at $T = 1$; the true class is in the title for us, not for the
-student.
+student. Where the teacher hesitates, its soft label says which classes it confuses.
 """)
 
 code(r"""
-SHOW = [0, 1, 2]                                                 # three images of the pool
+confidence = pool_probs.max(1).values
+unsure = torch.nonzero((confidence > 0.5) & (confidence < 0.8)).flatten()
+SHOW = [int(confidence.argmax()), *unsure[:2].tolist()]           # three images of the pool
+x_show = pool.images(torch.tensor(SHOW, device=DEVICE))          # (3, 1, 28, 28)
 
 def plot_outputs(models, T=1.0):
     fig, axes = plt.subplots(len(models), len(SHOW), figsize=(15, 2.9 * len(models)), layout="constrained",
                              squeeze=False)
     for row, (name, model) in zip(axes, models.items()):
         with torch.no_grad():
-            logits = model(x_u[SHOW]).float().cpu()              # (3, 10)
+            logits = model(x_show).float().cpu()                 # (3, 10)
         for ax, i, z in zip(row, SHOW, logits):
             viz.plot_soft_targets(z, T, CLASSES, ax=ax)
             ax.set_title(f"{name} · image {i} (true: {CLASSES[int(hidden[i])]})", fontsize=9)
@@ -394,7 +404,7 @@ for other in ("supervised on L", "KD + CE on L"):
     m, s = mean_std(gap)
     print(f"SSLD on L ∪ mined U minus {other}: {m:+.2f} ± {s:.2f} points (per seed: "
           f"{', '.join(f'{g:+.2f}' for g in gap)})")
-viz.plot_runs_bar(acc, title="test accuracy, mean ± std over seeds");
+viz.plot_runs_bar(acc, title="test accuracy, mean ± std over seeds")
 """)
 
 md(r"""
@@ -425,7 +435,7 @@ for label, n in zip(curve, amounts):
     m, s = mean_std(accuracies(histories[label]))
     print(f"{label:<20} | {n:>16,} | {m:.2f} ± {s:.2f}")
 viz.plot_unlabeled_curve(amounts, {"SSLD": [accuracies(histories[label]) for label in curve]},
-                         baseline={"supervised on L": acc["supervised on L"], "KD + CE on L": acc["KD + CE on L"]});
+                         baseline={"supervised on L": acc["supervised on L"], "KD + CE on L": acc["KD + CE on L"]})
 """)
 
 md(r"""
@@ -470,7 +480,7 @@ code(r"""
 per_class = {"teacher": evaluate(teacher, test_view).per_class}
 for label in ("supervised on L", "SSLD, L only", "SSLD, L ∪ mined U"):
     per_class[label] = evaluate(trained[label][0], test_view).per_class
-viz.plot_per_class(per_class, CLASSES, highlight=CLASSES.index("Shirt"));
+viz.plot_per_class(per_class, CLASSES, highlight=CLASSES.index("Shirt"))
 """)
 
 md(r"""

@@ -99,7 +99,8 @@ with torch.no_grad():
     t_out, s_out = teacher(x_look, features=True), student0(x_look, features=True)
 print(f"{'stage':>5} | {'teacher tap (B, C, H, W)':>26} | {'student tap':>18} | stride")
 for i, (t_tap, s_tap) in enumerate(zip(t_out.taps, s_out.taps)):
-    print(f"{i:>5} | {str(tuple(t_tap.shape)):>26} | {str(tuple(s_tap.shape)):>18} | {teacher.feature_info[i]['stride']}")
+    stride = teacher.feature_info[i]["stride"]
+    print(f"{i:>5} | {str(tuple(t_tap.shape)):>26} | {str(tuple(s_tap.shape)):>18} | {stride}")
 """)
 
 md(r"""
@@ -111,7 +112,8 @@ still there. On 200 test images the teacher's taps are mostly negative:
 code(r"""
 probe = test_view.subset(torch.arange(200, device=DEVICE))                       # the same 200 images in both modes
 teacher_taps = features.stage_taps(teacher, probe)                               # 3 × (200, C, H, W), pre-ReLU
-print(f"{'stage':>5} | {'negative (zeroed by the ReLU)':>29} | {'mean of the negative values':>27} | mean of the positive")
+print(f"{'stage':>5} | {'negative (zeroed by the ReLU)':>29} | {'mean of the negative values':>27} | "
+      f"mean of the positive")
 for i, tap in enumerate(teacher_taps):
     neg = tap < 0
     print(f"{i:>5} | {100 * neg.float().mean():28.1f}% | {tap[neg].mean():27.3f} | {tap[~neg].mean():.3f}")
@@ -330,7 +332,8 @@ pressed Train.
 
 code(r"""
 panel = TrainingPanel("ofd", {"feature_weight": 1e-3, "stages": "all", "kd_weight": 0.0, "temperature": 4.0,
-                              "labeled": 1000, "epochs": SETTING.epochs}, SETTING, teacher=teacher, device=DEVICE)
+                              "labeled": SETTING.labeled, "epochs": SETTING.epochs},
+                      SETTING, teacher=teacher, device=DEVICE)
 panel
 """)
 
@@ -357,7 +360,9 @@ cosine schedule) and augmentation; only the loss differs:
 * **OFD + KD** — KD's two terms ($\kappa = 0.9$, $T = 4$) + OFD;
 * **DML** — two `student` peers, no teacher (lesson 03); we report peer 0, the network the others
   are also evaluated on;
-* **U-DML** — DML + the L2 between the peers' last-stage features, $\lambda_F = 1$.
+* **U-DML** — DML + the L2 between the peers' last-stage features, $\lambda_F = 1$ (the weight of
+  PaddleClas' feature-distance loss in its mutual-learning configurations), and the same with
+  $\lambda_F = 0.1$.
 
 Each seed draws its own labeled subset and initialisation. We keep the trained methods (with their
 connectors and peers) with `train_method`, for the plots after training.
@@ -370,7 +375,8 @@ RUNS = {"scratch": ("scratch", {}),
         "OFD": ("ofd", {}),
         "OFD + KD": ("ofd+kd", {}),
         "DML": ("dml", {}),
-        "U-DML": ("udml", {})}
+        "U-DML": ("udml", {}),
+        "U-DML (λ_F=0.1)": ("udml", {"feature_weight": 0.1})}
 
 histories, trained = {}, {}
 bar = tqdm(total=len(RUNS) * len(SEEDS), desc="runs")
@@ -384,19 +390,19 @@ for label, (method_name, options) in RUNS.items():
         bar.update(1)
 bar.close()
 acc = {label: accuracies(hs) for label, hs in histories.items()}
-acc["U-DML: ensemble"] = accuracies(histories["U-DML"], "acc_ensemble")
-acc["DML: ensemble"] = accuracies(histories["DML"], "acc_ensemble")
+for label in ("DML", "U-DML", "U-DML (λ_F=0.1)"):
+    acc[f"{label}: ensemble"] = accuracies(histories[label], "acc_ensemble")
 
 def mean_std(values):
     t = torch.tensor(values, dtype=torch.float64)
     return float(t.mean()), (float(t.std()) if len(t) > 1 else 0.0)
 
 print(f"{SETTING.labeled} labeled images, {SETTING.epochs} epochs, {len(SEEDS)} seed(s), device {device_name(DEVICE)}")
-print(f"{'method':<16} | {'test accuracy %':>15} | {'wall s per run':>14} | seeds")
+print(f"{'method':<26} | {'test accuracy %':>15} | {'wall s per run':>14} | seeds")
 for label, values in acc.items():
     (a, s), base = mean_std(values), label.split(":")[0]
     wall = sum(h.wall_s for h in histories[base]) / len(histories[base])
-    print(f"{label:<16} | {a:8.2f} ± {s:4.2f} | {wall:14.1f} | " + ", ".join(f"{v:.2f}" for v in values))
+    print(f"{label:<26} | {a:8.2f} ± {s:4.2f} | {wall:14.1f} | " + ", ".join(f"{v:.2f}" for v in values))
 viz.plot_runs_bar({k: v for k, v in acc.items() if "ensemble" not in k},
                   title=f"{SETTING.labeled} labeled images, {len(SEEDS)} seed(s), {SETTING.epochs} epochs")
 """)
@@ -405,7 +411,7 @@ md(r"""
 **What was measured.** Full-mode results: see the table above. *(Placeholder — the numbers of the
 committed full-mode run are filled in here after it: which methods beat scratch by more than the spread
 over seeds, whether OFD beats FitNet and KD, whether KD and OFD add up, and whether U-DML's feature loss
-moves the peers beyond DML.)* Quick-mode numbers (4 epochs, one seed) say nothing about this.
+moves the peers beyond DML, and at which weight.)* Quick-mode numbers (4 epochs, one seed) say nothing about this.
 """)
 
 md(r"""
@@ -419,16 +425,18 @@ viz.plot_stage_distances([(label, histories[label][0]) for label in ("FitNet", "
 
 md(r"""
 DML against U-DML: how close the two peers' features are after training (the same relative distance,
-peer 0 against peer 1, on the 200 probe images), and how often they predict the same class.
+peer 0 against peer 1, on the 200 probe images), and how often they predict the same class on the test
+images. Mutual learning works through the peers' *differences* (lesson 03); a feature loss between them
+pulls them together — compare how much, and what it did to the accuracy above.
 """)
 
 code(r"""
-print(f"{'':<6} | {'feature distance, stage 0 / 1 / 2':>34} | agreement of the peers")
-for label in ("DML", "U-DML"):
+print(f"{'':<15} | {'feature distance, stage 0 / 1 / 2':>34} | agreement of the peers")
+for label in ("DML", "U-DML", "U-DML (λ_F=0.1)"):
     peers = list(trained[label].peers)
     dist = features.peer_feature_distance(peers, probe)
     agree = histories[label][0].epochs[-1]["agree_0_1"]
-    print(f"{label:<6} | {' / '.join(f'{v:.3f}' for v in dist.values()):>34} | {100 * agree:.1f} %")
+    print(f"{label:<15} | {' / '.join(f'{v:.3f}' for v in dist.values()):>34} | {100 * agree:.1f} %")
 """)
 
 md(r"""
