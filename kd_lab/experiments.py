@@ -68,14 +68,11 @@ def _labeled_indices(setting: Setting, seed: int, train, train_indices=None) -> 
     return kd_data.labeled_split(train.y if n is None else train.y[:n], setting.labeled, seed=seed).labeled
 
 
-def _subsets(setting: Setting, seed: int, device, train_indices=None):
-    train, test = load_data(setting.dataset, device)
-    labeled = _labeled_indices(setting, seed, train, train_indices)
-    if labeled is not None:
-        train = train.subset(labeled.to(device))
+def _test_view(setting: Setting, test):
+    """The first ``setting.test_size`` test images (all of them when None)."""
     if setting.test_size is not None and setting.test_size < len(test):
-        test = test.subset(torch.arange(setting.test_size, device=device))
-    return train, test
+        test = test.subset(torch.arange(setting.test_size, device=test.device))
+    return test
 
 
 def train_student(method: str, setting: Setting | None = None, seed: int = 0, device="auto", teacher=None,
@@ -104,7 +101,10 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     dev = pick_device(device)
-    train, test = _subsets(setting, seed, dev, train_indices)
+    full, full_test = load_data(setting.dataset, dev)
+    labeled = _labeled_indices(setting, seed, full, train_indices)
+    train = full if labeled is None else full.subset(labeled.to(dev))
+    test = _test_view(setting, full_test)
     if METHODS[method].needs_teacher and teacher is None:
         teacher = method_teacher(method, setting.dataset, dev)
     seed_everything(seed)
@@ -112,8 +112,7 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
                           image_size=train.x.shape[-1])
     m = make_method(method, student, teacher, **options)
     if hasattr(m, "training_set"):              # a method that trains on more than the labeled images (SSLD)
-        full, full_test = load_data(setting.dataset, dev)
-        train = m.training_set(full, _labeled_indices(setting, seed, full, train_indices), full_test)
+        train = m.training_set(full, labeled, full_test)
     epochs, eval_every = _budget(setting, len(train))
     h = fit(m, train, test, epochs=epochs, batch_size=setting.batch_size, lr=setting.lr,
             seed=seed, device=dev, eval_every=eval_every, progress=progress, callback=callback,
@@ -150,12 +149,18 @@ def run_seeds(method: str, seeds=(0, 1, 2), setting: Setting | None = None, **kw
     return [run_method(method, setting, seed=s, **kwargs) for s in seeds]
 
 
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of ``values``, e.g. accuracies over seeds;
+    the mean of no value is nan."""
+    t = torch.tensor(list(values), dtype=torch.float64)
+    return (float(t.mean()) if len(t) else float("nan")), (float(t.std()) if len(t) > 1 else 0.0)
+
+
 def summarize(histories: list[History]) -> dict:
     """Mean and (sample) standard deviation of the final test accuracy over seeds, in percent."""
-    accs = torch.tensor([100 * h.test_acc for h in histories if h.test_acc is not None], dtype=torch.float64)
-    std = float(accs.std()) if len(accs) > 1 else 0.0
-    return {"n": len(accs), "mean": float(accs.mean()) if len(accs) else float("nan"), "std": std,
-            "values": accs.tolist()}
+    accs = [100 * h.test_acc for h in histories if h.test_acc is not None]
+    mean, std = mean_std(accs)
+    return {"n": len(accs), "mean": mean, "std": std, "values": accs}
 
 
 def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progress: bool = True,

@@ -65,6 +65,12 @@ class Method(nn.Module):
     def teacher_forward(self, x: torch.Tensor, features: bool = False):
         return self.teacher(x, features=features)
 
+    probe_size = 256            # test images of the fixed probe that epoch_metrics measures on (RKD, OFD, U-DML)
+
+    def probe(self, test):
+        """The fixed probe of :meth:`epoch_metrics`: the first ``probe_size`` images of ``test``."""
+        return test.subset(torch.arange(min(len(test), self.probe_size), device=test.device))
+
     def teacher_on_probe(self, x: torch.Tensor, compute):
         """``compute()`` — what the frozen teacher gives for the probe images ``x`` — computed once per probe
         and reused at every later measurement (the teacher never changes)."""
@@ -324,7 +330,6 @@ class RKD(Method):
 
     name = "rkd"
     needs_teacher = True
-    probe_size = 256                                # test images of the relation-agreement probe
     live_metrics = ("relation_agreement",)          # epoch metrics the TrainingPanel draws live
 
     def __init__(self, student, teacher=None, distance_weight: float = 25.0, angle_weight: float = 50.0,
@@ -352,11 +357,11 @@ class RKD(Method):
 
     def epoch_metrics(self, test) -> dict[str, float]:
         """``relation_agreement``: correlation of the student's and the teacher's normalised distance matrices
-        on a fixed probe, the first 256 test images (:func:`kd_lab.analysis.relation_agreement`)."""
+        on a fixed probe, the first ``probe_size`` test images (:func:`kd_lab.analysis.relation_agreement`)."""
         if test is None or self.teacher is None:
             return {}
         from .analysis import embeddings, relation_agreement
-        probe = test.subset(torch.arange(min(len(test), self.probe_size), device=test.device))
+        probe = self.probe(test)
         return {"relation_agreement": relation_agreement(embeddings(self.student, probe), self._teacher_probe(probe))}
 
     def _teacher_probe(self, probe) -> torch.Tensor:
@@ -469,7 +474,6 @@ class FeatureKD(Method):
 
     needs_teacher = True
     term = "feat"
-    probe_size = 256                                # test images of the per-stage distance measurement
     live_metrics = tuple(f"feat_dist_{i}" for i in range(3))
 
     def __init__(self, student, teacher=None, feature_weight: float = 1.0, stages="all", kd_weight: float = 0.0,
@@ -511,14 +515,14 @@ class FeatureKD(Method):
 
     @torch.no_grad()
     def epoch_metrics(self, test) -> dict[str, float]:
-        """``feat_dist_i`` per distilled stage on a fixed probe, the first 256 test images (eval mode):
+        """``feat_dist_i`` per distilled stage on a fixed probe, the first ``probe_size`` test images (eval mode):
         ‖ReLU(connector_i(s_i)) − ReLU(t_i)‖² / ‖ReLU(t_i)‖² (:func:`kd_lab.features.relative_distance`)."""
         if test is None or self.teacher is None:
             return {}
         from .features import relative_distance
         was_training = self.training
         self.eval()
-        x = test.images(torch.arange(min(len(test), self.probe_size), device=test.device))   # (N, C, H, W)
+        x = self.probe(test).images()                                                        # (N, C, H, W)
         s_taps, t_taps = self.student(x, features=True).taps, self._teacher_probe(x)
         out = {f"feat_dist_{i}": relative_distance(self.connectors[str(i)](s_taps[i]), t_taps[i]) for i in self.stages}
         self.train(was_training)
@@ -650,12 +654,12 @@ class UDML(DML):
 
     def epoch_metrics(self, test) -> dict[str, float]:
         """DML's peer metrics, and ``feat_dist_i``: the relative distance after the ReLU between peer 0's and
-        peer 1's stage-i taps on the first 256 test images (:func:`kd_lab.features.peer_feature_distance`)."""
+        peer 1's stage-i taps on the first ``probe_size`` test images
+        (:func:`kd_lab.features.peer_feature_distance`)."""
         if test is None:
             return {}
         from .features import peer_feature_distance
-        probe = test.subset(torch.arange(min(len(test), 256), device=test.device))
-        return {**super().epoch_metrics(test), **peer_feature_distance(self.peers, probe, self.stages)}
+        return {**super().epoch_metrics(test), **peer_feature_distance(self.peers, self.probe(test), self.stages)}
 
 
 METHODS.update({"fitnet": FitNet, "ofd": OFD, "ofd+kd": OFDKD, "udml": UDML})

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from kd_lab import exercises, losses, mining, viz, zoo
 from kd_lab.data import FASHION_CLASSES as CLASSES, labeled_split
-from kd_lab.experiments import Setting, accuracies, load_data, method_teacher, train_student
+from kd_lab.experiments import Setting, accuracies, load_data, mean_std, method_teacher, train_student
 from kd_lab.methods import Scratch, make_method
 from kd_lab.models import build_model, count_parameters
 from kd_lab.train import device_name, evaluate, fit, pick_device, quick_mode
@@ -388,10 +388,6 @@ for label, (method_name, options) in RUNS.items():
         bar.update(1)
 bar.close()
 acc = {label: accuracies(hs) for label, hs in histories.items()}
-
-def mean_std(values):
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), (float(t.std()) if len(t) > 1 else 0.0)
 
 print(f"{SETTING.labeled} labeled images, {STEPS} steps per run, {len(SEEDS)} seed(s), device {device_name(DEVICE)}")
 print(f"{'run':<20} | {'test accuracy %':>15} | {'train images':>12} | {'steps':>5} | {'s/run':>5} | seeds")

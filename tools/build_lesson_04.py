@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from kd_lab import exercises, features, losses, viz
 from kd_lab.data import FASHION_CLASSES as CLASSES
-from kd_lab.experiments import Setting, accuracies, load_data, train_method
+from kd_lab.experiments import Setting, accuracies, load_data, mean_std, train_method
 from kd_lab.methods import make_method
 from kd_lab.models import Connector, build_model, count_parameters
 from kd_lab.train import device_name, pick_device, quick_mode
@@ -392,10 +392,6 @@ bar.close()
 acc = {label: accuracies(hs) for label, hs in histories.items()}
 for label in ("DML", "U-DML", "U-DML (λ_F=0.1)"):
     acc[f"{label}: ensemble"] = accuracies(histories[label], "acc_ensemble")
-
-def mean_std(values):
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), (float(t.std()) if len(t) > 1 else 0.0)
 
 print(f"{SETTING.labeled} labeled images, {SETTING.epochs} epochs, {len(SEEDS)} seed(s), device {device_name(DEVICE)}")
 print(f"{'method':<26} | {'test accuracy %':>15} | {'wall s per run':>14} | seeds")

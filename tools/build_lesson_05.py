@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from kd_lab import analysis, exercises, losses, viz
 from kd_lab.data import FASHION_CLASSES as CLASSES
-from kd_lab.experiments import Setting, accuracies, load_data, train_student
+from kd_lab.experiments import Setting, accuracies, load_data, mean_std, train_student
 from kd_lab.methods import make_method
 from kd_lab.models import build_model, count_parameters
 from kd_lab.train import device_name, pick_device, quick_mode
@@ -362,10 +362,6 @@ for label, (method_name, options) in RUNS.items():
         bar.update(1)
 bar.close()
 acc = {label: accuracies(h) for label, h in histories.items()}
-
-def mean_std(values):
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), (float(t.std()) if len(t) > 1 else 0.0)
 
 print(f"{SETTING.labeled} labeled images, {SETTING.epochs} epochs, {len(SEEDS)} seed(s)")
 print(f"{'method':<16} | {'test accuracy %':>16} | {'relation agreement':>18} | seeds (accuracy)")
