@@ -404,9 +404,14 @@ viz.plot_runs_bar(acc, title="test accuracy, mean ± std over seeds")
 """)
 
 md(r"""
-**What was measured.** *(Placeholder, to be written from the committed full-mode run — full-mode results:
-see the table above.)* The table prints the gap between SSLD on L ∪ mined U and supervised training on L,
-per seed and as mean ± std; quick-mode numbers (one seed, a few dozen steps) say nothing about it.
+**What was measured.** The outputs above are this notebook's full-mode run on a 2-core CPU (PyTorch
+2.14.1): 1,000 labels, about 1,284 optimizer steps per run, 3 seeds, 22.5 minutes in all. SSLD on L ∪ mined U
+beats supervised training on L by **+3.75 ± 0.73 points** (+4.45, +3.00, +3.81 per seed) without reading a
+label in its loss, but stays 0.86 ± 0.35 points below KD + CE on L with the same teacher. Most of SSLD's
+gain over supervised training is already there on L alone (87.42 ± 0.43 %); the mined images add 0.47 points,
+and all 40,000 unlabeled images add 2.88 (90.30 ± 0.13 %, above KD + CE on L): here the whole pool, mistakes
+included, is worth more than its most confident quarter. The short fine-tune on L did not help
+(87.89 → 87.58 %).
 """)
 
 md(r"""
