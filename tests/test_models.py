@@ -5,7 +5,7 @@ from torch import nn
 
 from kd_lab.models import PRESETS, Connector, ConvNet, build_model, count_parameters
 
-# preset -> expected parameter count for 1x28x28 inputs and 10 classes (DESIGN.md's sizes)
+# preset -> expected parameter count for 1x28x28 inputs and 10 classes (the preset sizes of docs/design.md)
 EXPECTED_PARAMS = {"teacher": (1.0e6, 1.3e6), "teacher-small": (2.5e5, 3.2e5), "student": (6.5e4, 8e4),
                    "student-tiny": (1.5e4, 2.2e4), "mlp": (1e4, 4e4)}
 
