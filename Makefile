@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 data: $(STAMP)
-	$(BIN)/python -m kd_lab data fashion-mnist
+	$(BIN)/python data_scripts/fetch.py fashion-mnist
 
 kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name kd_lab --display-name "Python (kd_lab)" >/dev/null
@@ -50,6 +50,17 @@ bench: setup
 
 teacher: setup
 	$(BIN)/python -m kd_lab teacher
+
+# A lesson is notebooks/NN_topic.md (its cells: the source to edit) paired with NN_topic.ipynb (the same cells
+# with full-mode outputs); tools/lessons.py says how, and defines the code hash that ties outputs to their code.
+# `make lesson N=01` runs lesson 01 in full mode (20-35 min on a 2-core CPU) and writes both files;
+# `make lessons-sync` carries prose edits of the .md files (or of lesson N) into the notebooks, outputs kept.
+.PHONY: lesson lessons-sync
+lesson: setup
+	$(BIN)/python tools/lessons.py execute $(N)
+
+lessons-sync: $(STAMP)
+	$(BIN)/python tools/lessons.py sync $(N)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
