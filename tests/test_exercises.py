@@ -1,4 +1,7 @@
 """The self-checks accept right answers and name what is wrong in wrong ones."""
+import importlib
+import pkgutil
+
 import pytest
 import torch
 
@@ -173,3 +176,36 @@ def test_check_detach(capsys):
         assert f"not ({wrong})" in capsys.readouterr().out
     assert not exercises.check_detach("e")
     assert "'e' is not one of ['a', 'b', 'c', 'd']" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------- package layout
+EXERCISE_FAMILIES = {   # module of kd_lab.exercises -> (its lesson, its public checks and choices)
+    "_common": ("every lesson", set()),
+    "response": ("lesson 01", {"check_softmax_t", "check_kd_loss", "check_temperature_limits"}),
+    "label_free": ("lesson 02", {"check_mining", "check_gt_term", "GT_TERM_CHOICES"}),
+    "mutual": ("lesson 03", {"check_dml_loss", "check_detach", "DETACH_CHOICES"}),
+    "feature": ("lesson 04", {"check_ofd_margin", "check_partial_l2_mask"}),
+    "relation": ("lesson 05", {"check_distance_matrix", "check_angle_tensor"}),
+    "comparison": ("lesson 06", {"check_seed_summary", "check_pareto_front"}),
+}
+
+
+@pytest.mark.parametrize("family", list(EXERCISE_FAMILIES))
+def test_each_exercise_family_defines_its_lessons_checks_and_exercises_reexports_them(family):
+    lesson, names = EXERCISE_FAMILIES[family]
+    module = importlib.import_module(f"kd_lab.exercises.{family}")
+    assert lesson in module.__doc__
+    assert sorted(module.__all__) == sorted(names)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if name.startswith("check_"):
+            assert value.__module__ == module.__name__, f"{name} is not defined in {module.__name__}"
+        assert getattr(exercises, name) is value and name in exercises.__all__
+
+
+def test_exercises_export_exactly_the_union_of_its_family_modules():
+    families = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__))
+    assert families == sorted(EXERCISE_FAMILIES)          # a new family module needs its entry above
+    union = [name for f in families for name in importlib.import_module(f"kd_lab.exercises.{f}").__all__]
+    assert len(union) == len(set(union)), "a name is exported by two families"
+    assert sorted(exercises.__all__) == sorted(union)

@@ -1,6 +1,8 @@
 """kd_lab.viz: each plot is checked for what it draws (axes, titles, labels, bar heights, ranges), not only
 that it runs; no pyplot figure is ever created and importing the module changes no global state."""
+import importlib
 import math
+import pkgutil
 import subprocess
 import sys
 
@@ -482,3 +484,39 @@ def test_epoch_metrics_one_line_per_key_labelled_by_default():
     assert [ln.get_label() for ln in ax.lines] == ["a", "b"] and ax.get_ylabel() == "a, b"
     assert np.allclose(ax.lines[0].get_ydata(), [0.1, 0.3]) and np.allclose(ax.lines[1].get_xdata(), [1])
     assert ax.get_title() == "Measured with the test accuracy"
+
+
+# --------------------------------------------------------------------------------- package layout
+VIZ_FAMILIES = {    # module of kd_lab.viz -> (its lesson, its public plots)
+    "_common": ("every lesson", {"plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png"}),
+    "response": ("lesson 01", {"plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs",
+                               "plot_gradient_norms", "plot_sweep", "plot_per_class"}),
+    "label_free": ("lesson 02", {"plot_images", "plot_confidence_histogram", "plot_class_balance",
+                                 "plot_mining_grid", "plot_unlabeled_curve"}),
+    "mutual": ("lesson 03", {"plot_peers"}),
+    "feature": ("lesson 04", {"plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2",
+                              "plot_feature_maps", "plot_stage_distances"}),
+    "relation": ("lesson 05", {"plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d",
+                               "plot_relation_agreement"}),
+    "comparison": ("lesson 06", {"plot_comparison"}),
+}
+
+
+@pytest.mark.parametrize("family", list(VIZ_FAMILIES))
+def test_each_viz_family_defines_its_lessons_plots_and_viz_reexports_them(family):
+    lesson, names = VIZ_FAMILIES[family]
+    module = importlib.import_module(f"kd_lab.viz.{family}")
+    assert lesson in module.__doc__
+    assert sorted(module.__all__) == sorted(names)
+    for name in module.__all__:
+        fn = getattr(module, name)
+        assert callable(fn) and fn.__module__ == module.__name__, f"{name} is not defined in {module.__name__}"
+        assert getattr(viz, name) is fn and name in viz.__all__
+
+
+def test_viz_exports_exactly_the_union_of_its_family_modules():
+    families = sorted(m.name for m in pkgutil.iter_modules(viz.__path__))
+    assert families == sorted(VIZ_FAMILIES)               # a new family module needs its entry above
+    union = [name for f in families for name in importlib.import_module(f"kd_lab.viz.{f}").__all__]
+    assert len(union) == len(set(union)), "a name is exported by two families"
+    assert sorted(viz.__all__) == sorted(union)

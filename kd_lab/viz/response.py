@@ -1,0 +1,160 @@
+"""Plots of lesson 01, response-based distillation (``notebooks/01_response_kd.ipynb``: Hinton et al. 2015,
+DKD): soft targets softmax(z / T) at one or several temperatures, the teacher's dark knowledge between
+classes, the size of the KD gradient against T, accuracy against a swept setting, and accuracy per class.
+Lessons 02 and 03 reuse the soft targets, the sweep and the per-class bars.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from ._common import BAR_COLOR, TOP_COLOR, _class_ticks, _fig_ax, _mean_std, _np
+
+__all__ = ["plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs",
+           "plot_gradient_norms", "plot_sweep", "plot_per_class"]
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+# ----------------------------------------------------------------------------------- soft targets
+def plot_soft_targets(logits, temperature, classes, ax=None):
+    """Bar chart of softmax(logits / T) for one image; the top class in a different colour."""
+    z = _np(logits).ravel()
+    if len(classes) != z.size:
+        raise ValueError(f"{z.size} logits but {len(classes)} class names")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    p = _softmax(z, float(temperature))
+    entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    fig, ax = _fig_ax(ax, (5, 3.2))
+    colors = [BAR_COLOR] * z.size
+    colors[int(p.argmax())] = TOP_COLOR
+    ax.bar(np.arange(z.size), p, color=colors)
+    _class_ticks(ax, classes)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.set_title(f"T = {temperature:g}, entropy {entropy:.2f} nats")
+    return fig
+
+
+def plot_temperatures(logits, temperatures, classes, axes=None):
+    """One soft-target bar chart per temperature, side by side, with a shared y axis."""
+    temperatures = list(temperatures)
+    if axes is None:
+        fig = Figure(figsize=(3.2 * len(temperatures), 3.4), layout="constrained")
+        axes = fig.subplots(1, len(temperatures), sharey=True, squeeze=False)[0]
+    axes = list(axes)
+    if len(axes) != len(temperatures):
+        raise ValueError(f"{len(temperatures)} temperatures but {len(axes)} axes")
+    for i, (ax, t) in enumerate(zip(axes, temperatures)):
+        plot_soft_targets(logits, t, classes, ax=ax)
+        if i:
+            ax.set_ylabel("")
+    return axes[0].figure
+
+
+# --------------------------------------------------------------------------------- dark knowledge
+def plot_dark_knowledge(soft_targets, classes, temperature, ax=None, annotate=True, hide_diagonal=True):
+    """Heatmap of the teacher's mean soft target (columns) for each true class (rows)."""
+    import seaborn as sns  # imported here: importing seaborn pulls in pyplot
+
+    m = _np(soft_targets)
+    k = len(classes)
+    if m.shape != (k, k):
+        raise ValueError(f"soft_targets must be ({k}, {k}) for {k} classes, got {m.shape}")
+    fig, ax = _fig_ax(ax, (7.5, 6))
+    mask = np.eye(k, dtype=bool) if hide_diagonal else None
+    sns.heatmap(m, mask=mask, ax=ax, annot=annotate, fmt=".3f", annot_kws={"fontsize": 7}, cmap="viridis",
+                xticklabels=list(classes), yticklabels=list(classes), square=True,
+                cbar_kws={"label": "mean soft-target probability"})
+    ax.set_xticklabels(list(classes), rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticklabels(list(classes), rotation=0)
+    ax.set_xlabel("class in the soft target")
+    ax.set_ylabel("true class")
+    hidden = " (diagonal hidden)" if hide_diagonal else ""
+    ax.set_title(f"Teacher's mean soft targets at T = {temperature:g}{hidden}")
+    return fig
+
+
+def most_similar_pairs(soft_targets, classes, k=5) -> list[tuple[str, str, float]]:
+    """The ``k`` class pairs with the largest symmetric off-diagonal value (m[i,j] + m[j,i]) / 2."""
+    m = _np(soft_targets)
+    if m.shape != (len(classes), len(classes)):
+        raise ValueError(f"soft_targets must be ({len(classes)}, {len(classes)}), got {m.shape}")
+    sym = (m + m.T) / 2
+    rows, cols = np.triu_indices(len(classes), k=1)
+    order = np.argsort(-sym[rows, cols], kind="stable")[:k]
+    return [(classes[rows[o]], classes[cols[o]], float(sym[rows[o], cols[o]])) for o in order]
+
+
+# -------------------------------------------------------------------------------- gradient norms
+def plot_gradient_norms(temperatures, norms, ax=None):
+    """Gradient norm of the KD loss against T (log y): without T² it falls like 1/T²."""
+    fig, ax = _fig_ax(ax, (5.5, 3.8))
+    t = _np(temperatures).ravel()
+    for i, (label, values) in enumerate(norms.items()):
+        v = _np(values).ravel()
+        if v.size != t.size:
+            raise ValueError(f"{label!r} has {v.size} values for {t.size} temperatures")
+        ax.plot(t, v, marker="o", color=f"C{i}", label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(t)
+    ax.set_xticklabels([f"{v:g}" for v in t])
+    ax.set(xlabel="temperature T", ylabel="gradient norm (log scale)",
+           title="Size of the KD loss gradient against temperature")
+    if norms:
+        ax.legend(fontsize=8)
+    return fig
+
+
+# ------------------------------------------------------------------------------ comparing runs
+def plot_sweep(x_values, results, xlabel, ax=None, ylabel="test accuracy (%)", baseline=None, log_x=False):
+    """Mean ± std over seeds against a swept setting, one line per label; optional baseline bands."""
+    fig, ax = _fig_ax(ax, (6, 3.8))
+    x = _np(x_values).ravel()
+    for i, (label, per_x) in enumerate(results.items()):
+        if len(per_x) != x.size:
+            raise ValueError(f"{label!r} has {len(per_x)} entries for {x.size} x values")
+        m, s = np.array([_mean_std(v) for v in per_x]).T
+        ax.plot(x, m, marker="o", color=f"C{i}", label=label)
+        ax.fill_between(x, m - s, m + s, color=f"C{i}", alpha=0.2)
+    for j, (label, seeds) in enumerate((baseline or {}).items(), start=len(results)):
+        m, s = _mean_std(seeds)
+        ax.axhline(m, color=f"C{j}", ls="--", label=label)
+        ax.axhspan(m - s, m + s, color=f"C{j}", alpha=0.12)
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel} against {xlabel} (mean ± std over seeds)")
+    if ax.lines:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_per_class(per_class, classes, ax=None, highlight=None):
+    """Grouped bars: accuracy (%) of each class, one bar per label; ``highlight`` marks one class in red."""
+    fig, ax = _fig_ax(ax, (max(6.0, 0.8 * len(classes)), 3.8))
+    k, n = len(classes), max(len(per_class), 1)
+    width = 0.8 / n
+    for i, (label, acc) in enumerate(per_class.items()):
+        a = _np(acc).ravel()
+        if a.size != k:
+            raise ValueError(f"{label!r} has {a.size} accuracies for {k} classes")
+        a = a * 100 if np.nanmax(a, initial=0) <= 1 else a          # fractions -> %
+        ax.bar(np.arange(k) - 0.4 + width * (i + 0.5), a, width, color=f"C{i}", label=label)
+    _class_ticks(ax, classes)
+    if highlight is not None:
+        tick = ax.get_xticklabels()[highlight]
+        tick.set_color("red")
+        tick.set_fontweight("bold")
+    ax.set(ylim=(0, 120), yticks=range(0, 101, 20), ylabel="accuracy (%)", title="Accuracy per class")
+    if per_class:
+        ax.legend(fontsize=8, loc="upper center", ncols=len(per_class))     # in the free band above 100 %
+    return fig
