@@ -202,14 +202,15 @@ def test_runs_bar_heights_are_means_and_error_bars_sample_stds():
     (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
     assert len(bars.patches) == 3
     means = [np.mean(v) for v in results.values()]
-    stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in results.values()]
+    stds = [np.std(v, ddof=1) if len(v) > 1 else np.nan for v in results.values()]   # one seed: no spread
     assert np.allclose([b.get_height() for b in bars.patches], means)
     segments = bars.errorbar.lines[2][0].get_segments()
-    assert np.allclose([s[1][1] - s[0][1] for s in segments], [2 * s for s in stds])
+    heights = [s[1][1] - s[0][1] if len(s) else np.nan for s in segments]      # a NaN std draws no bar
+    assert np.allclose(heights, [2 * s for s in stds], equal_nan=True)
     assert [t.get_text() for t in ax.get_xticklabels()] == list(results)
     dots = np.concatenate([ln.get_ydata() for ln in seed_dots(ax)])
     assert sorted(dots) == sorted(sum(results.values(), []))
-    assert [t.get_text() for t in ax.texts] == [f"{m:.2f} ± {s:.2f}" for m, s in zip(means, stds)]
+    assert [t.get_text() for t in ax.texts] == ["81.00 ± 1.00", "85.00 ± 0.71", "83.00 ± –"]
     lo, hi = ax.get_ylim()
     assert 70 < lo < 80 and 85.5 < hi < 95                                # zoomed, not from 0
 

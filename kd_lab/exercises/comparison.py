@@ -11,7 +11,7 @@ __all__ = ["check_seed_summary", "check_pareto_front"]
 
 
 def _summary_rows() -> list[dict]:
-    """Rows like :func:`kd_lab.compare.read_rows` gives: two methods, one failed run (accuracy None)."""
+    """Rows like :func:`kd_lab.results.read_rows` gives: two methods, one failed run (accuracy None)."""
     acc = {"scratch": [81.2, 82.6, 80.9], "kd": [85.1, 86.9, 85.8]}
     rows = [{"method": m, "seed": s, "status": "ok", "accuracy": a} for m, v in acc.items() for s, a in enumerate(v)]
     return rows + [{"method": "kd", "seed": 3, "status": "failed", "accuracy": None}]

@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..stats import format_mean_std, mean_std
+
 __all__ = ["plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png"]
 
 BAR_COLOR, TOP_COLOR = "tab:blue", "tab:orange"
@@ -38,11 +40,8 @@ def _fig_ax(ax, figsize):
 
 
 def _mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for one value; NaN for none)."""
-    v = _np(values).ravel()
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else 0.0)
+    """:func:`kd_lab.stats.mean_std` of a tensor, array or list: ddof=1; NaN std for one value (no error bar)."""
+    return mean_std(_np(values).ravel().tolist())
 
 
 def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
@@ -163,7 +162,7 @@ def _zoom_and_label(ax, results, means, stds) -> None:
     span = max(hi - lo, 1e-3 * max(abs(hi), 1.0))
     ax.set_ylim(lo - 0.25 * span, hi + 0.3 * span)
     for i, (m, s) in enumerate(zip(means, stds)):
-        ax.text(i, m + s + 0.05 * span, f"{m:.2f} ± {s:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.text(i, m + np.nan_to_num(s) + 0.05 * span, format_mean_std(m, s), ha="center", va="bottom", fontsize=8)
 
 
 def plot_runs_bar(results, ax=None, ylabel="test accuracy (%)", title=None):

@@ -35,7 +35,7 @@ def plot_comparison(results, cost="wall_s", axes=None, log_cost=None, title=None
     against mean cost (``cost``: a key of each entry, e.g. ``"wall_s"``, ``"images_per_s"``), both ± std.
 
     ``results``: ``{method: {"accuracy": [per seed], cost: [per seed], ...}}``, as
-    :func:`kd_lab.compare.per_method` returns it. ``log_cost=None`` uses a log x axis when costs span > 20×.
+    :func:`kd_lab.results.per_method` returns it. ``log_cost=None`` uses a log x axis when costs span > 20×.
     """
     if axes is None:
         fig = Figure(figsize=(max(10.0, 0.9 * len(results) + 6), 4.2), layout="constrained")
