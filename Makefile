@@ -43,6 +43,7 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: setup browser
+	$(BIN)/ruff check .
 	KD_LAB_QUICK=1 $(BIN)/python -m pytest -q tests --nbval-lax notebooks $(PYTEST_ARGS)
 
 bench: setup

@@ -1,4 +1,4 @@
-"""Command line: ``python -m kd_lab {data,teacher,run,bench,compare} ...`` (``--help`` on each)."""
+"""Command line: ``python -m kd_lab {data,teacher,run,methods,bench,compare} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _parse_value(text: str):
+def _guess_value(text: str):
+    """An int, a float, True/False/None, or the text itself (an option whose default is None)."""
     for cast in (int, float):
         try:
             return cast(text)
@@ -19,13 +20,34 @@ def _parse_value(text: str):
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
-def _parse_sets(pairs: list[str]) -> dict:
+def _option_value(key: str, text: str, default, knob):
+    """``--set KEY=VALUE``'s value as the type of the option's default (an ``"int"`` knob: an integer; a
+    default of None: guessed from the text); a value of another type is an error that names it."""
+    kind = type(default) if default is not None else {"int": int, "linear": float, "log": float}.get(
+        getattr(knob, "scale", None))
+    if default is None and text.lower() == "none":
+        return None
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"option {key!r} takes true or false, got {text!r}")
+        return text.lower() == "true"
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"option {key!r} takes {'an integer' if kind is int else 'a number'}, "
+                             f"got {text!r}") from None
+    return text if kind is str else _guess_value(text)
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` -> ``{KEY: "VALUE"}`` (texts; :func:`_option_value` types them)."""
     options = {}
     for pair in pairs:
         if "=" not in pair:
             raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
-        options[key.strip()] = _parse_value(value.strip())
+        options[key.strip()] = value.strip()
     return options
 
 
@@ -53,13 +75,17 @@ def cmd_teacher(args) -> int:
 
 
 def _split_method_options(method: str, args) -> dict:
-    from .methods import method_options
-    allowed = method_options(method)
+    """The method options of ``run``: ``--temperature``, ``--alpha`` and each ``--set KEY=VALUE``, typed by the
+    option's default in the registry; an option the method does not have is an error that lists its options."""
+    from .methods import method_info
+    info = method_info(method)
+    texts = _parse_sets(args.set)
     options = {k: getattr(args, k) for k in ("temperature", "alpha") if getattr(args, k) is not None}
-    dropped = [k for k in options if k not in allowed]
+    dropped = [k for k in [*options, *texts] if k not in info.defaults]
     if dropped:
-        raise ValueError(f"method {method!r} has no option(s) {dropped}; allowed: {sorted(allowed) or 'none'}")
-    return {**options, **_parse_sets(args.set)}
+        raise ValueError(f"method {method!r} has no option(s) {dropped}; allowed: {sorted(info.defaults) or 'none'}")
+    typed = {k: _option_value(k, v, info.defaults[k], info.knobs.get(k)) for k, v in texts.items()}
+    return {**options, **typed}
 
 
 def cmd_run(args) -> int:
@@ -78,8 +104,8 @@ def cmd_run(args) -> int:
             print(json.dumps({"method": args.method, "seed": seed, "accuracy": h.test_acc,
                               "images_per_s": h.images_per_s, "wall_s": h.wall_s, "device": h.device,
                               "status": h.status, "final_loss_terms": h.final_terms(), "options": options,
-                              "setting": vars(setting), "last_epoch": h.epochs[-1] if h.epochs else None}),
-                  flush=True)
+                              "config": h.config, "setting": vars(setting),
+                              "last_epoch": h.epochs[-1] if h.epochs else None}, default=str), flush=True)
     if not args.json:
         _print_run_table(args.method, histories, setting)
     return 0
@@ -92,9 +118,22 @@ def _print_run_table(method, histories, setting) -> None:
     print(f"{'seed':>4} | {'test acc %':>10} | {'images/s':>9} | {'wall s':>7} | final loss terms")
     for h in histories:
         terms = ", ".join(f"{k}={v:.3f}" for k, v in h.final_terms().items())
-        print(f"{h.seed:>4} | {100 * (h.test_acc or 0):>10.2f} | {h.images_per_s or 0:>9.0f} | {h.wall_s:>7.1f} | {terms}")
+        print(f"{h.seed:>4} | {100 * (h.test_acc or 0):>10.2f} | {h.images_per_s or 0:>9.0f} | {h.wall_s:>7.1f} "
+              f"| {terms}")
     s = summarize(histories)
-    print(f"mean ± std over {s['n']} seed(s): {s['mean']:.2f} ± {s['std']:.2f} %")
+    print(f"mean ± std over {s['n']} seed(s): {s['text']} %")
+
+
+def cmd_methods(args) -> int:
+    """Every registered method in course order: lesson, class (or preset), teacher, options and defaults."""
+    from .methods import method_info, method_names
+    for name in method_names():
+        info = method_info(name)
+        kind = f"preset of {info.base}" if info.base else info.cls.__name__
+        teacher = "yes" if info.cls.needs_teacher else "no"
+        options = ", ".join(f"{k}={v}" for k, v in info.defaults.items()) or "–"
+        print(f"{name:<8} | {info.lesson or '–':<19} | {kind:<16} | teacher: {teacher:<3} | {options}")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -150,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ship", action="store_true", help="copy the weights into kd_lab/weights/ (maintainers)")
     t.set_defaults(func=cmd_teacher)
 
+    from .methods import method_names
     r = sub.add_parser("run", help="train a student with a method over seeds and print a table")
-    r.add_argument("method")
+    r.add_argument("method", help=f"one of {', '.join(method_names())} (options: python -m kd_lab methods)")
     r.add_argument("--dataset")
     r.add_argument("--epochs", type=int)
     r.add_argument("--labeled", help="labeled images (class-balanced) or 'all'")
@@ -163,13 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--test-size", type=int, help="evaluate on the first N test images")
     r.add_argument("--temperature", type=float)
     r.add_argument("--alpha", type=float)
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other method option")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other method option, typed like its default (python -m kd_lab methods lists them)")
     r.add_argument("--json", action="store_true", help="print one JSON record per seed")
     r.set_defaults(func=cmd_run)
 
+    m = sub.add_parser("methods", help="every registered method: lesson, teacher, options and defaults")
+    m.set_defaults(func=cmd_methods)
+
     b = sub.add_parser("bench", help="images/s of a KD epoch against a tutorial-style reference loop")
     b.add_argument("--device", default="auto")
-    b.add_argument("--images", type=int, default=None, help="training images per epoch (default: all on GPU, 6000 on CPU)")
+    b.add_argument("--images", type=int, default=None,
+                   help="training images per epoch (default: all on GPU, 6000 on CPU)")
     b.add_argument("--teacher-recipe", default=None, help="also time training this teacher recipe (full or quick)")
     b.add_argument("--batch-size", type=int, default=128, help="batch size of both loops")
     b.add_argument("--methods", nargs="?", const="all", default=None, metavar="M1,M2",

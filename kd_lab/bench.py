@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from . import data as kd_data
 from .experiments import Setting, train_method
 from .losses import kd_loss
-from .methods import KD
+from .methods import make_method
 from .models import build_model
+from .recipes import RECIPES
 from .train import amp_enabled, device_name, fit, pick_device, seed_everything
-from .zoo import RECIPES, get_teacher, train_teacher
+from .zoo import get_teacher, train_teacher
 
 __all__ = ["reference_kd_epoch", "kd_lab_kd_epoch", "run", "main", "method_steps", "format_method_table"]
 
@@ -65,8 +66,8 @@ def kd_lab_kd_epoch(teacher, n_images: int, device, batch_size: int = 128, amp: 
     train, _ = kd_data.load("fashion-mnist", device=device)
     train = train.subset(torch.arange(n_images, device=device))
     seed_everything(0)
-    hist = fit(KD(build_model("student"), teacher, temperature=4.0, alpha=0.9), train, None, epochs=1,
-               batch_size=batch_size, device=device, amp=amp, progress=False)
+    kd = make_method("kd", build_model("student"), teacher, temperature=4.0, alpha=0.9)
+    hist = fit(kd, train, None, epochs=1, batch_size=batch_size, device=device, amp=amp, progress=False)
     return hist.epochs[0]["images_per_s"]
 
 

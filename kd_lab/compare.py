@@ -8,7 +8,11 @@ same comparison skips every run whose latest row is ``ok``: an interrupted compa
 
 Rows are keyed by a hash of the shared setting (every :class:`~kd_lab.experiments.Setting` field but the
 labeled-set size, and the device type) and by the method's default options, so runs of another budget
-never mix with these; the full setting is stored as JSON in each row. Columns: see :data:`COLUMNS`.
+never mix with these; the full setting is stored as JSON in each row. Columns: see
+:data:`kd_lab.results.COLUMNS`.
+
+This module is the running half; reading the CSV and aggregating it (``read_rows``, ``summarize``, ``effects``,
+``markdown_table``, ...) is :mod:`kd_lab.results`, whose names are re-exported here for lesson 06's cells.
 
 ``epochs`` is the number of epochs a run trained (with a step budget, ``Setting.steps``, it differs by
 method: SSLD's epochs hold more images). Cost columns: ``images_per_s`` = training images processed /
@@ -27,39 +31,43 @@ import ctypes
 import hashlib
 import io
 import json
-import math
 import os
 import sys
 import time
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from .experiments import Setting, load_data, method_teacher, train_method
-from .methods import METHODS, method_options
+from .methods import METHODS, method_names
 from .models import build_model
+from .results import (
+    COLUMNS,
+    current_rows,
+    effects,
+    labeled_sizes,
+    latest_rows,
+    markdown_table,
+    options_text,
+    per_method,
+    read_rows,
+    setting_of,
+    summarize,
+    write_report,
+)
 from .train import _check_fit_args, device_name, pick_device
 
-__all__ = ["COLUMNS", "COURSE_ORDER", "resolve_methods", "parse_labeled", "setting_key", "default_out",
+__all__ = ["COLUMNS", "resolve_methods", "parse_labeled", "setting_key", "default_out",
            "run_comparison", "run_one", "read_rows", "latest_rows", "labeled_sizes", "per_method", "summarize",
            "current_rows", "effects", "setting_of", "markdown_table", "write_report"]
 
-# Lessons 01–05 in teaching order; registered methods not listed here come after, in registry order.
-COURSE_ORDER = ("scratch", "kd", "dkd", "ssld", "dml", "fitnet", "ofd", "ofd+kd", "udml",
-                "rkd-d", "rkd-a", "rkd", "kd+rkd")
-COLUMNS = ("timestamp", "setting_key", "method", "seed", "labeled", "epochs", "status", "accuracy",
-           "images_per_s", "train_images", "train_s", "wall_s", "peak_mem_mb", "memory", "trained_params",
-           "device", "error", "options", "setting")
-_FLOATS = ("accuracy", "images_per_s", "train_s", "wall_s", "peak_mem_mb")
-_INTS = ("seed", "epochs", "train_images", "trained_params")
-
-
 # ------------------------------------------------------------------------------------------ input
 def resolve_methods(methods=None) -> list[str]:
-    """Registered method names in course order: ``None``/``"all"`` = every one, else a comma list or list."""
-    order = [m for m in COURSE_ORDER if m in METHODS] + [m for m in METHODS if m not in COURSE_ORDER]
+    """Registered method names in course order (:func:`kd_lab.methods.method_names`: by lesson, then in
+    registration order): ``None``/``"all"`` = every one, else a comma list or list."""
+    order = method_names()
     if methods is None or methods == "all":
         return order
     names = [n.strip() for n in methods.split(",")] if isinstance(methods, str) else [str(n) for n in methods]
@@ -116,39 +124,7 @@ def _labeled_text(n: int | None) -> str:
     return "all" if n is None else str(n)
 
 
-def _options_text(method: str) -> str:
-    return json.dumps(method_options(method), sort_keys=True, default=str)
-
-
 # ------------------------------------------------------------------------------------- CSV rows
-def _run_id(row: dict) -> tuple:
-    return row["setting_key"], row["method"], int(row["seed"]), str(row["labeled"]), row["options"]
-
-
-def _parse(row: dict) -> dict:
-    """Typed values of a CSV row: floats and ints (empty -> None), labeled as int or ``"all"``."""
-    out = dict(row)
-    for k in _FLOATS:
-        out[k] = float(row[k]) if row[k] not in ("", None) else None
-    for k in _INTS:
-        out[k] = int(row[k]) if row[k] not in ("", None) else None
-    out["labeled"] = row["labeled"] if row["labeled"] == "all" else int(row["labeled"])
-    return out
-
-
-def read_rows(path) -> list[dict]:
-    """Every complete row of a comparison CSV (a row cut short by a kill is skipped), typed."""
-    path = Path(path)
-    text = path.read_text() if path.exists() else ""
-    reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))     # every row is one line
-    if reader.fieldnames is None:
-        return []
-    if tuple(reader.fieldnames) != COLUMNS:
-        raise ValueError(f"{path} is not a kd_lab comparison CSV: its columns are {reader.fieldnames}, "
-                         f"expected {list(COLUMNS)}")
-    return [_parse(r) for r in reader if None not in r and None not in r.values()]
-
-
 def _append_row(path: Path, row: dict) -> None:
     """Append one row as a single write, then flush and fsync; writes the header into a new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,14 +145,6 @@ def _drop_cut_line(path: Path) -> None:
     if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
         with path.open("r+b") as f:
             f.truncate(f.read().rfind(b"\n") + 1)
-
-
-def latest_rows(rows: list[dict]) -> list[dict]:
-    """The latest row of each run (same setting key, method, seed, labeled size and options)."""
-    latest = {}
-    for row in rows:
-        latest[_run_id(row)] = row
-    return list(latest.values())
 
 
 # ---------------------------------------------------------------------------------- peak memory
@@ -231,7 +199,7 @@ def _proc_status_mb(field: str) -> float:
 
 def _maxrss_mb() -> float | None:
     try:
-        import resource                                     # not on Windows
+        import resource  # not on Windows
     except ImportError:
         return None
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -240,9 +208,9 @@ def _maxrss_mb() -> float | None:
 
 # ------------------------------------------------------------------------------------- one run
 def _base_row(key: str, blob: str, method: str, seed: int, setting: Setting, dev) -> dict:
-    return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "setting_key": key,
+    return {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"), "setting_key": key,
             "method": method, "seed": seed, "labeled": _labeled_text(setting.labeled), "epochs": setting.epochs,
-            "device": device_name(dev), "options": _options_text(method), "setting": blob}
+            "device": device_name(dev), "options": options_text(method), "setting": blob}
 
 
 def run_one(method: str, seed: int, setting: Setting, device, key: str = "", blob: str = "") -> dict:
@@ -365,140 +333,3 @@ def _grid_rows(rows: list[dict], key: str, grid) -> list[dict]:
     latest = {_point(r): r for r in current_rows(rows, key)}
     return [latest[g] for g in grid if g in latest]
 
-
-def current_rows(rows: list[dict], key: str) -> list[dict]:
-    """The latest row of each run of setting ``key`` made with its method's current default options (rows
-    of a method whose defaults have changed since, or that is no longer registered, are left out)."""
-    return [r for r in latest_rows(rows) if r["setting_key"] == key and r["method"] in METHODS
-            and r["options"] == _options_text(r["method"])]
-
-
-# ------------------------------------------------------------------------------------- summary
-def _one_setting(rows: list[dict], setting_key: str | None) -> list[dict]:
-    """The rows of one setting; several settings in ``rows`` need ``setting_key`` to pick one."""
-    keys = sorted({r["setting_key"] for r in rows})
-    if setting_key is None and len(keys) > 1:
-        raise ValueError(f"the rows hold {len(keys)} settings {keys}; pass setting_key= one of them")
-    if setting_key is not None and setting_key not in keys:
-        raise ValueError(f"no rows of setting {setting_key!r}; the rows hold {keys}")
-    return [r for r in latest_rows(rows) if setting_key is None or r["setting_key"] == setting_key]
-
-
-def labeled_sizes(rows) -> list:
-    """The labeled-set sizes of ``rows``, ascending, ``"all"`` last."""
-    return sorted({r["labeled"] for r in rows}, key=lambda n: math.inf if n == "all" else n)
-
-
-def per_method(rows: list[dict], labeled=None, setting_key: str | None = None) -> dict[str, dict[str, list]]:
-    """``{method: {column: [value per ok seed]}}`` for one labeled size (course order), for plots.
-
-    ``labeled`` may be omitted when the rows hold a single size."""
-    rows = [r for r in _one_setting(rows, setting_key) if r["status"] == "ok"]
-    sizes = labeled_sizes(rows)
-    if labeled is None and len(sizes) > 1:
-        raise ValueError(f"the rows hold labeled sizes {sizes}; pass labeled= one of them")
-    want = sizes[0] if labeled is None and sizes else labeled
-    picked = [r for r in rows if r["labeled"] == want]
-    order = {m: i for i, m in enumerate(resolve_methods())}
-    out: dict[str, dict[str, list]] = {}
-    for r in sorted(picked, key=lambda r: (order.get(r["method"], len(order)), r["seed"])):
-        for col in ("accuracy", "images_per_s", "train_s", "wall_s", "peak_mem_mb", "seed"):
-            out.setdefault(r["method"], {}).setdefault(col, []).append(r[col])
-    return out
-
-
-def _mean_std(values) -> tuple[float, float]:
-    v = torch.tensor([x for x in values if x is not None], dtype=torch.float64)
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), (float(v.std()) if len(v) > 1 else math.nan)
-
-
-def summarize(rows: list[dict], baseline: str = "scratch", setting_key: str | None = None) -> list[dict]:
-    """One record per (labeled size, method): n ok runs, failed runs, accuracy mean ± std (sample std),
-    the difference of means to ``baseline`` at the same size, and the mean cost columns."""
-    rows = _one_setting(rows, setting_key)
-    records = []
-    for size in labeled_sizes(rows):
-        stats = {m: _method_record(m, size, [r for r in rows if r["labeled"] == size and r["method"] == m])
-                 for m in dict.fromkeys(r["method"] for r in sorted(rows, key=_course_index))}
-        base = stats.get(baseline, {}).get("acc_mean", math.nan)
-        for rec in stats.values():
-            rec["delta"] = rec["acc_mean"] - base if baseline in stats else math.nan
-            records.append(rec)
-    return records
-
-
-def _course_index(row: dict) -> int:
-    order = resolve_methods()
-    return order.index(row["method"]) if row["method"] in order else len(order)
-
-
-def _method_record(method: str, size, rows: list[dict]) -> dict:
-    ok = [r for r in rows if r["status"] == "ok"]
-    acc_mean, acc_std = _mean_std(r["accuracy"] for r in ok)
-    rec = {"method": method, "labeled": size, "n": len(ok), "failed": len(rows) - len(ok),
-           "acc_mean": acc_mean, "acc_std": acc_std, "devices": sorted({r["device"] for r in rows}),
-           "errors": [f"seed {r['seed']}: {r['error']}" for r in rows if r["status"] != "ok"]}
-    for col in ("images_per_s", "train_s", "wall_s", "peak_mem_mb"):
-        rec[col] = _mean_std(r[col] for r in ok)[0]
-    return rec
-
-
-def effects(rows: list[dict], pairs, labeled=None, setting_key: str | None = None) -> list[dict]:
-    """For each ``(method, reference)`` pair with runs of both: Δ = difference of mean accuracies, its
-    standard error √(s_m²/n_m + s_r²/n_r), and a verdict: ``higher`` (Δ > 2·SE), ``lower`` (Δ < −2·SE),
-    ``within noise``, or ``one seed`` when either side has fewer than two seeds (no std to judge by)."""
-    data = per_method(rows, labeled, setting_key)
-    out = []
-    for method, ref in pairs:
-        if method not in data or ref not in data:
-            continue
-        (m, sm), (r, sr) = _mean_std(data[method]["accuracy"]), _mean_std(data[ref]["accuracy"])
-        n_m, n_r = len(data[method]["accuracy"]), len(data[ref]["accuracy"])
-        se = math.sqrt(sm**2 / n_m + sr**2 / n_r) if min(n_m, n_r) > 1 else math.nan
-        delta = m - r
-        verdict = "one seed" if math.isnan(se) else "higher" if delta > 2 * se else \
-            "lower" if delta < -2 * se else "within noise"
-        out.append({"method": method, "reference": ref, "delta": delta, "se": se, "verdict": verdict})
-    return out
-
-
-def _fmt(value: float, spec: str) -> str:
-    return "–" if value is None or math.isnan(value) else format(value, spec)
-
-
-def markdown_table(records: list[dict], baseline: str = "scratch") -> str:
-    """A Markdown table of :func:`summarize`'s records, failed runs and their errors listed below it."""
-    lines = [f"| method | labeled | n | failed | test accuracy % (mean ± std) | Δ vs {baseline} | images/s "
-             "| train s | wall s | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in records:
-        acc = f"{_fmt(r['acc_mean'], '.2f')} ± {_fmt(r['acc_std'], '.2f')}"
-        lines.append(f"| {r['method']} | {r['labeled']} | {r['n']} | {r['failed']} | {acc} | "
-                     f"{_fmt(r['delta'], '+.2f')} | {_fmt(r['images_per_s'], ',.0f')} | {_fmt(r['train_s'], '.1f')} "
-                     f"| {_fmt(r['wall_s'], '.1f')} | {_fmt(r['peak_mem_mb'], '.0f')} |")
-    devices = sorted({d for r in records for d in r["devices"]})
-    lines.append(f"\nDevice: {', '.join(devices) or '–'}. Mean ± sample std over seeds; Δ = difference of means.")
-    errors = [f"- {r['method']} ({r['labeled']} labeled) {e}" for r in records for e in r["errors"]]
-    return "\n".join(lines + (["\nFailed runs:", *errors] if errors else []))
-
-
-def setting_of(rows: list[dict]) -> dict:
-    """The shared setting of the rows (one setting key), as stored in their ``setting`` column."""
-    keys = {r["setting_key"] for r in rows}
-    if len(keys) != 1:
-        raise ValueError(f"expected the rows of one setting, got {len(keys)}: {sorted(keys)}")
-    return json.loads(rows[0]["setting"])
-
-
-def _setting_line(rows: list[dict]) -> str:
-    return ("Setting: " + ", ".join(f"{k}={v}" for k, v in setting_of(rows).items())) if rows else ""
-
-
-def write_report(rows: list[dict], path, baseline: str = "scratch", setting_key: str | None = None) -> str:
-    """Write the Markdown report of ``rows`` (setting, table, failures) to ``path``; returns its text."""
-    chosen = _one_setting(rows, setting_key)
-    text = "\n\n".join(filter(None, [f"# Comparison ({chosen[0]['setting_key'] if chosen else 'no runs'})",
-                                     _setting_line(chosen), markdown_table(summarize(chosen, baseline), baseline)]))
-    Path(path).write_text(text + "\n")
-    return text

@@ -170,7 +170,8 @@ def fetch(name: str = "fashion-mnist", root: Path | str | None = None, *, system
     if sysdir:
         steps.append((f"system files {sysdir}", lambda: _from_system_dir(name, root, Path(sysdir))))
     if download:
-        steps.append((f"torchvision download (timeout {DOWNLOAD_TIMEOUT_S:.0f} s)", lambda: _from_torchvision(name, root)))
+        steps.append((f"torchvision download (timeout {DOWNLOAD_TIMEOUT_S:.0f} s)",
+                      lambda: _from_torchvision(name, root)))
     if apt and ds.apt_package and sysdir:
         steps.append((f"apt-get install {ds.apt_package}",
                       lambda: _from_apt(ds.apt_package) or _from_system_dir(name, root, Path(sysdir))))
@@ -233,11 +234,11 @@ class ImageData:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def to(self, device) -> "ImageData":
+    def to(self, device) -> ImageData:
         return ImageData(self.x.to(device), self.y.to(device), self.name, self.classes,
                          self.mean.to(device), self.std.to(device), self.pad, self.flip)
 
-    def subset(self, indices: torch.Tensor) -> "ImageData":
+    def subset(self, indices: torch.Tensor) -> ImageData:
         idx = torch.as_tensor(indices, device=self.device)
         return ImageData(self.x[idx], self.y[idx], self.name, self.classes, self.mean, self.std, self.pad, self.flip)
 
@@ -249,18 +250,20 @@ class ImageData:
         return self.normalize(self.x if indices is None else self.x[indices])
 
     def batches(self, batch_size: int, *, shuffle: bool = True, augment: bool = False,
-                generator: torch.Generator | None = None):
-        """Yield ``(x, y)`` batches: slices of a permutation drawn on the device, normalised there."""
+                generator: torch.Generator | None = None, with_index: bool = False):
+        """Yield ``(x, y)`` batches: slices of a permutation drawn on the device, normalised there.
+        ``with_index=True`` yields ``(x, y, idx)``, ``idx`` (B,) the batch's indices into this data set."""
         if not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         n = len(self)
-        order = torch.randperm(n, device=self.device, generator=generator) if shuffle else torch.arange(n, device=self.device)
+        order = (torch.randperm(n, device=self.device, generator=generator) if shuffle
+                 else torch.arange(n, device=self.device))
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             xb = self.x[idx]                                   # (B, C, H, W) uint8
             if augment:
                 xb = augment_batch(xb, self.pad, self.flip, generator)
-            yield self.normalize(xb), self.y[idx]
+            yield (self.normalize(xb), self.y[idx], idx) if with_index else (self.normalize(xb), self.y[idx])
 
 
 def augment_batch(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:

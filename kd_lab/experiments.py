@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import torch
 
 from . import data as kd_data
-from .methods import METHODS, make_method
+from .methods import make_method, method_info
 from .models import build_model
+from .stats import format_mean_std, mean_std
 from .train import History, fit, pick_device, quick_mode, seed_everything
 from .zoo import default_recipe, get_teacher
 
-__all__ = ["Setting", "train_student", "train_method", "run_method", "run_seeds", "summarize", "load_data", "compare",
+__all__ = ["Setting", "train_student", "train_method", "run_method", "summarize", "mean_std", "load_data", "compare",
            "accuracies", "method_teacher"]
 
 
@@ -38,7 +39,7 @@ class Setting:
                                       # and accuracy is measured at the same fraction eval_every / epochs of the run
 
     @classmethod
-    def default(cls, **overrides) -> "Setting":
+    def default(cls, **overrides) -> Setting:
         """The lesson setting; in quick mode fewer epochs and a 2,000-image test subset."""
         base = dict(epochs=4, eval_every=1, test_size=2000) if quick_mode() else {}
         return cls(**{**base, **overrides})
@@ -95,24 +96,22 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
     """Like :func:`train_student`, returning ``(method, History)``: the trained :class:`Method` keeps every
     module it trained besides the student (e.g. all of DML's peers, ``method.peers``).
 
-    A method with a ``training_set(train, labeled, test)`` method builds its own training data from the whole
-    splits and the labeled indices (SSLD adds unlabeled images); ``setting.steps`` sets the number of epochs."""
+    The method's ``training_set(train, labeled, test)`` builds its training data from the whole splits and the
+    labeled indices (the labeled images; SSLD adds unlabeled ones); ``setting.steps`` sets the number of epochs."""
     setting = setting or Setting.default()
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    cls = method_info(method).cls               # an unknown method is an error that lists the registered ones
     dev = pick_device(device)
     full, full_test = load_data(setting.dataset, dev)
     labeled = _labeled_indices(setting, seed, full, train_indices)
     train = full if labeled is None else full.subset(labeled.to(dev))
     test = _test_view(setting, full_test)
-    if METHODS[method].needs_teacher and teacher is None:
+    if cls.needs_teacher and teacher is None:
         teacher = method_teacher(method, setting.dataset, dev)
     seed_everything(seed)
     student = build_model(setting.student, in_channels=train.x.shape[1], num_classes=train.num_classes,
                           image_size=train.x.shape[-1])
     m = make_method(method, student, teacher, **options)
-    if hasattr(m, "training_set"):              # a method that trains on more than the labeled images (SSLD)
-        train = m.training_set(full, labeled, full_test)
+    train = m.training_set(full, labeled, full_test)     # the labeled images, or more (SSLD)
     epochs, eval_every = _budget(setting, len(train))
     h = fit(m, train, test, epochs=epochs, batch_size=setting.batch_size, lr=setting.lr,
             seed=seed, device=dev, eval_every=eval_every, progress=progress, callback=callback,
@@ -124,9 +123,7 @@ def method_teacher(method: str, dataset: str, device="auto", **kwargs):
     """The zoo teacher a method trains with: its ``teacher_recipe`` (SSLD: ``first20k``, a teacher that never saw
     the unlabeled images) or the data set's default, in quick mode the quick variant when none is on disk.
     ``kwargs`` go to :func:`kd_lab.zoo.get_teacher`."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-    base = getattr(METHODS[method], "teacher_recipe", "full")
+    base = method_info(method).cls.teacher_recipe       # an unknown method is an error
     return get_teacher(dataset, default_recipe(dataset, base), device=device, **kwargs)
 
 
@@ -145,22 +142,12 @@ def run_method(method: str, setting: Setting | None = None, seed: int = 0, **kwa
     return train_student(method, setting, seed, **kwargs)[1]
 
 
-def run_seeds(method: str, seeds=(0, 1, 2), setting: Setting | None = None, **kwargs) -> list[History]:
-    return [run_method(method, setting, seed=s, **kwargs) for s in seeds]
-
-
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value) of ``values``, e.g. accuracies over seeds;
-    the mean of no value is nan."""
-    t = torch.tensor(list(values), dtype=torch.float64)
-    return (float(t.mean()) if len(t) else float("nan")), (float(t.std()) if len(t) > 1 else 0.0)
-
-
 def summarize(histories: list[History]) -> dict:
-    """Mean and (sample) standard deviation of the final test accuracy over seeds, in percent."""
+    """Mean and sample standard deviation (:func:`kd_lab.stats.mean_std`: NaN for one seed) of the final test
+    accuracy over seeds, in percent; ``text`` is "mean ± std" with "–" for a missing std."""
     accs = [100 * h.test_acc for h in histories if h.test_acc is not None]
     mean, std = mean_std(accs)
-    return {"n": len(accs), "mean": mean, "std": std, "values": accs}
+    return {"n": len(accs), "mean": mean, "std": std, "values": accs, "text": format_mean_std(mean, std)}
 
 
 def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progress: bool = True,

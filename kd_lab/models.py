@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
     "Features", "ConvNet", "MLP", "Connector", "PRESETS", "build_model", "count_parameters",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,8 @@ from torch import nn
 
 from .data import ImageData
 
-__all__ = ["History", "Evaluation", "fit", "evaluate", "pick_device", "device_name", "amp_enabled", "seed_everything", "quick_mode"]
+__all__ = ["History", "Evaluation", "fit", "evaluate", "pick_device", "device_name", "amp_enabled", "seed_everything",
+           "quick_mode"]
 
 
 def quick_mode() -> bool:
@@ -92,9 +93,6 @@ class History:
         """Mean of each loss term over the last ``last`` steps."""
         tail = self.steps[-last:]
         return {k: sum(s[k] for s in tail) / len(tail) for k in ["total", *self.term_names]} if tail else {}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -179,7 +177,8 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
     Cosine learning-rate schedule over all steps. channels_last on CUDA; bf16 autocast per ``amp``
     (see :func:`amp_enabled`).
     Each batch runs one optimizer step per phase of ``method.phases()`` (default ``[None]``: one step,
-    ``method.loss_terms(x, y)``; otherwise ``method.loss_terms(x, y, phase)``); the schedule steps once
+    ``method.loss_terms(x, y)``; otherwise ``method.loss_terms(x, y, phase)``; a method whose ``wants_index``
+    is True also gets ``index=idx``, the batch's (B,) indices into ``train``); the schedule steps once
     per batch and the step record holds every phase's terms, "total" their sum. When accuracy is
     measured, ``method.epoch_metrics(test)`` is merged into the epoch record.
     ``callback(history)`` runs every ``callback_every`` steps and after each epoch; ``stop`` (anything
@@ -195,6 +194,7 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
         method.to(memory_format=torch.channels_last)
     params = [p for p in method.trainable_parameters() if p.requires_grad]
     phases = method.phases()                                   # [None] for most methods
+    wants_index = getattr(method, "wants_index", False)       # pass each batch's indices into train
     opt = _optimizer(params, optimizer, lr, weight_decay)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
@@ -211,11 +211,13 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
         for epoch in range(1, epochs + 1):
             method.train()
             t0, seen = time.perf_counter(), 0
-            for x, y in train.batches(batch_size, augment=augment, generator=gen):
+            for x, y, *idx in train.batches(batch_size, augment=augment, generator=gen, with_index=wants_index):
                 x, terms = _prepare(x, dev), {}
+                extra = {"index": idx[0]} if wants_index else {}      # (B,) indices into train (a memory bank)
                 for phase in phases:                          # one phase, unless the method splits its update
                     with _autocast(dev, amp):
-                        part = method.loss_terms(x, y) if phase is None else method.loss_terms(x, y, phase)
+                        part = (method.loss_terms(x, y, **extra) if phase is None
+                                else method.loss_terms(x, y, phase, **extra))
                     opt.zero_grad(set_to_none=True)           # grads of params unused in this phase stay None:
                     sum(part.values()).backward()             # the optimizer skips them (no decay, no momentum)
                     opt.step()

@@ -25,59 +25,43 @@ from . import viz
 from .analysis import class_sorted_batch, embeddings, relation_agreement, soft_targets_by_class
 from .experiments import Setting, method_teacher, run_method
 from .losses import rkd_angle_loss, rkd_distance_loss
-from .methods import METHODS, method_options, parse_stages
+from .methods import Knob, method_info, method_options
+from .stats import format_number
 from .train import History, pick_device
 
-__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "ComparisonPanel", "KNOB_SPECS", "EXTRA_KNOBS"]
+__all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "ComparisonPanel", "SETTING_KNOBS", "knob_widget"]
 
-# knob -> (min, max, step, label). Setting fields (labeled, epochs, ...) or method options (temperature, ...).
-# An int step gives an IntSlider (integer knobs such as k, labeled, epochs), a float step a FloatSlider.
-KNOB_SPECS = {
-    "temperature": (0.5, 20.0, 0.5, "temperature T"),
-    "alpha": (0.0, 1.0, 0.05, "α (weight of the KD term)"),
-    "beta": (0.0, 16.0, 0.5, "β (weight of NCKD)"),
-    "distance_weight": (0.0, 100.0, 1.0, "λ_D (weight of RKD distance)"),
-    "angle_weight": (0.0, 100.0, 1.0, "λ_A (weight of RKD angle)"),
-    "kd_weight": (0.0, 1.0, 0.05, "κ (weight of KD; CE gets 1 − κ)"),
-    "k": (2, 4, 1, "K (number of DML peers)"),
-    "kl_weight": (0.0, 4.0, 0.1, "w (weight of the KL to the peers)"),
-    "labeled": (100, 60000, 100, "labeled images"),
-    "epochs": (1, 100, 1, "epochs"),
-    "top_k": (100, 4000, 100, "top-k unlabeled images per class"),
-    "pool_size": (1000, 40000, 1000, "unlabeled pool (first N images)"),
-    "steps": (10, 5000, 10, "optimizer steps (budget)"),
+# Sliders of the run's setting (fields of Setting); a method's own knobs come from its registration
+# (kd_lab.methods: @register(..., knobs={...})).
+SETTING_KNOBS = {
+    "labeled": Knob(100, 60000, 100, "labeled images", scale="int"),
+    "epochs": Knob(1, 100, 1, "epochs", scale="int"),
+    "steps": Knob(10, 5000, 10, "optimizer steps (budget)", scale="int"),
 }
 _SETTING_FIELDS = {f.name for f in fields(Setting)}
-# Knobs that are not linear sliders: knob -> (kind, spec, label). "log": a FloatLogSlider over 10**min ..
-# 10**max in exponent steps (weights that span orders of magnitude); "stages": a multiple choice of the
-# stage indices in spec (its value, a tuple of indices, is passed to the method as ``stages``).
-EXTRA_KNOBS = {
-    "feature_weight": ("log", (-5.0, 2.0, 0.25), "λ_F (weight of the feature loss, log scale)"),
-    "stages": ("stages", (0, 1, 2), "stages to distil"),
-}
 
 
-def _extra_knob(name: str, value):
-    kind, spec, label = EXTRA_KNOBS[name]
-    common = dict(description=label, style={"description_width": "initial"}, layout=w.Layout(width="420px"))
-    if kind == "log":
-        low, high, step = spec
-        return w.FloatLogSlider(value=value, base=10, min=low, max=high, step=step, readout_format=".1e",
+def knob_widget(knob: Knob, value) -> w.Widget:
+    """The widget of ``knob`` set to ``value``; ``knob.scale`` picks it: ``"linear"`` a FloatSlider, ``"int"``
+    an IntSlider, ``"log"`` a FloatLogSlider (base 10), ``"multiple"`` a SelectMultiple of its choices."""
+    common = dict(description=knob.label, style={"description_width": "initial"}, layout=w.Layout(width="420px"))
+    if knob.scale == "multiple":
+        chosen = knob.parse(value) if knob.parse else tuple(value)
+        return w.SelectMultiple(options=knob.choices, value=chosen, rows=len(knob.choices), **common)
+    if knob.scale == "log":
+        low, high = knob.exponents
+        return w.FloatLogSlider(value=value, base=10, min=low, max=high, step=knob.step, readout_format=".1e",
                                 continuous_update=False, **common)
-    return w.SelectMultiple(options=[(f"stage {i}", i) for i in spec], value=parse_stages(value, len(spec)),
-                            rows=len(spec), **common)
+    cls = w.IntSlider if knob.scale == "int" else w.FloatSlider
+    return cls(value=value, min=knob.low, max=knob.high, step=knob.step, continuous_update=False, **common)
 
 
-def _slider(name: str, value):
-    if name in EXTRA_KNOBS:
-        return _extra_knob(name, value)
-    if name not in KNOB_SPECS:
-        raise ValueError(f"no slider for knob {name!r}; known knobs: {sorted([*KNOB_SPECS, *EXTRA_KNOBS])}")
-    low, high, step, label = KNOB_SPECS[name]
-    cls = w.IntSlider if isinstance(step, int) else w.FloatSlider
-    return cls(value=value, min=low, max=high, step=step, description=label,
-               style={"description_width": "initial"}, continuous_update=False,
-               layout=w.Layout(width="420px"))
+def _knob(method: str, name: str) -> Knob:
+    """The knob ``name`` of ``method`` (its registration's), or of the run's setting."""
+    knobs = {**SETTING_KNOBS, **method_info(method).knobs}
+    if name not in knobs:
+        raise ValueError(f"no slider for knob {name!r} of method {method!r}; its knobs: {sorted(knobs)}")
+    return knobs[name]
 
 
 class _Panel:
@@ -98,14 +82,15 @@ class TrainingPanel(_Panel):
     """Train a student with ``method`` from a notebook, with sliders for ``knobs``.
 
     ``knobs`` maps knob names to initial values, e.g. ``{"temperature": 4.0, "alpha": 0.9, "labeled": 1000}``;
-    a knob is either a field of :class:`kd_lab.experiments.Setting` or an option of the method.
+    a knob is either a field of :class:`kd_lab.experiments.Setting` (:data:`SETTING_KNOBS`) or an option of the
+    method with a :class:`~kd_lab.methods.Knob` in its registration. ``knobs=None``: every knob of the method
+    at its default (an option whose default is None has no slider then).
     """
 
     def __init__(self, method: str = "kd", knobs: dict | None = None, setting: Setting | None = None,
                  seed: int = 0, device="auto", teacher=None, sync: bool = False, redraw_s: float = 0.5,
                  callback_every: int = 5):
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+        info = method_info(method)              # an unknown method is an error that lists the registered ones
         self.method, self.seed, self.sync, self.redraw_s = method, seed, sync, redraw_s
         self.callback_every = callback_every
         self.setting = setting or Setting.default()
@@ -113,11 +98,11 @@ class TrainingPanel(_Panel):
         self.teacher = teacher
         allowed = set(method_options(method)) | _SETTING_FIELDS
         knobs = knobs if knobs is not None else {k: v for k, v in method_options(method).items()
-                                                 if k in KNOB_SPECS or k in EXTRA_KNOBS}
+                                                 if k in info.knobs and v is not None}
         unknown = sorted(set(knobs) - allowed)
         if unknown:
             raise ValueError(f"method {method!r} has no knob(s) {unknown}; allowed: {sorted(allowed)}")
-        self.sliders = {name: _slider(name, value) for name, value in knobs.items()}
+        self.sliders = {name: knob_widget(_knob(method, name), value) for name, value in knobs.items()}
         self.runs: list[dict] = []
         self.figure = None
         self._stop = threading.Event()
@@ -132,7 +117,7 @@ class TrainingPanel(_Panel):
         self.stop_button.on_click(lambda _: self.stop())
         self.status = w.HTML(f"ready: <b>{self.method}</b> on {self.device}")
         self.plot = w.Image(format="png", layout=w.Layout(width="760px"))
-        self.live_metrics = tuple(getattr(METHODS[self.method], "live_metrics", ()))  # epoch metrics drawn live
+        self.live_metrics = tuple(method_info(self.method).cls.live_metrics)    # epoch metrics drawn live
         self.metrics_plot = w.Image(format="png",
                                     layout=w.Layout(width="480px", display="" if self.live_metrics else "none"))
         self.table = w.HTML()
@@ -180,7 +165,7 @@ class TrainingPanel(_Panel):
     def _run(self, record: dict, setting: Setting, options: dict) -> None:
         h = record["history"]
         try:
-            if self.teacher is None and METHODS[self.method].needs_teacher:
+            if self.teacher is None and method_info(self.method).cls.needs_teacher:
                 self.status.value = "loading the teacher…"
                 self.teacher = method_teacher(self.method, setting.dataset, self.device, verbose=False)
             self.status.value = f"training run {record['run']}…"
@@ -242,7 +227,7 @@ class SoftTargetPanel(_Panel):
 
     def __init__(self, logits, labels, classes, temperature: float = 4.0, index: int = 0):
         self.logits, self.labels, self.classes = logits.float().cpu(), labels.cpu(), list(classes)
-        self.temperature = _slider("temperature", temperature)
+        self.temperature = knob_widget(method_info("kd").knobs["temperature"], temperature)
         self.index = w.IntSlider(value=index, min=0, max=len(self.logits) - 1, description="test image",
                                  continuous_update=False)
         self.bars = w.Image(format="png", layout=w.Layout(width="520px"))
@@ -350,7 +335,7 @@ class RelationPanel(_Panel):
 
 
 class ComparisonPanel(_Panel):
-    """Lesson 06: the rows of a comparison (:func:`kd_lab.compare.read_rows`, one setting) with a method
+    """Lesson 06: the rows of a comparison (:func:`kd_lab.results.read_rows`, one setting) with a method
     picker (ctrl/shift-click), the labeled-set size and the cost axis; redraws
     :func:`kd_lab.viz.plot_comparison` and a mean ± std table (Δ against ``baseline``) on every change."""
 
@@ -358,14 +343,13 @@ class ComparisonPanel(_Panel):
              ("training images/s", "images_per_s"), ("peak memory (MB)", "peak_mem_mb"))
 
     def __init__(self, rows: list[dict], methods=None, labeled=None, cost: str = "wall_s", baseline: str = "scratch"):
-        from . import compare
+        from . import results
         ok = [r for r in rows if r["status"] == "ok"]
         if not ok:
             raise ValueError("the comparison has no finished (ok) run to show")
         self.rows, self.baseline = rows, baseline
-        names = [m for m in compare.resolve_methods() if any(r["method"] == m for r in ok)]
-        names += sorted({r["method"] for r in ok} - set(names))
-        sizes = compare.labeled_sizes(ok)
+        names = results.in_course_order(r["method"] for r in ok)
+        sizes = results.labeled_sizes(ok)
         self.methods = w.SelectMultiple(options=names, value=tuple(methods or names), rows=min(len(names), 13),
                                         description="methods")
         self.labeled = w.Dropdown(options=sizes, value=sizes[0] if labeled is None else labeled,
@@ -378,19 +362,18 @@ class ComparisonPanel(_Panel):
         self.redraw()
 
     def redraw(self) -> None:
-        from . import compare
-        data = compare.per_method(self.rows, labeled=self.labeled.value)
+        from . import results
+        data = results.per_method(self.rows, labeled=self.labeled.value)
         chosen = {m: data[m] for m in self.methods.value if m in data}
         self._show(self.image, viz.plot_comparison(chosen, cost=self.cost.value))
-        self.records = [r for r in compare.summarize(self.rows, self.baseline)
+        self.records = [r for r in results.summarize(self.rows, self.baseline)
                         if r["labeled"] == self.labeled.value and r["method"] in self.methods.value]
         self.table.value = _records_html(self.records, self.baseline)
 
 
 def _records_html(records: list[dict], baseline: str) -> str:
-    """An HTML table of :func:`kd_lab.compare.summarize` records."""
-    def num(v, spec):
-        return "–" if v != v else format(v, spec)           # NaN -> dash
+    """An HTML table of :func:`kd_lab.results.summarize` records."""
+    num = format_number                                      # NaN -> dash
     head = ["method", "n", "failed", "test accuracy %", f"Δ vs {baseline}", "images/s", "wall s", "peak MB"]
     body = "".join(
         f"<tr><td>{html.escape(r['method'])}</td><td>{r['n']}</td><td>{r['failed']}</td>"

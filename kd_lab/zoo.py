@@ -4,7 +4,8 @@
 (``$KD_LAB_CACHE``, default ``~/.cache/kd_lab``), then in the weights shipped with the package, and
 otherwise trains one with the recipe and saves it atomically. A file that cannot be read, whose
 checksum does not match its weights, or whose recipe differs from the one asked for is reported and
-rebuilt.
+rebuilt. The recipes themselves are data in :mod:`kd_lab.recipes` (``RECIPES`` and ``training_indices`` are
+re-exported here).
 """
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from torch import nn
 from torch.torch_version import TorchVersion
 
 from . import data as kd_data
+from .methods import Scratch
 from .models import build_model
+from .recipes import RECIPES, training_indices
+from .recipes import resolve_recipe as _recipe
 from .train import device_name, evaluate, fit, pick_device, quick_mode, seed_everything
 
 __all__ = ["RECIPES", "recipe_key", "training_indices", "default_recipe", "get_teacher", "train_teacher",
@@ -29,36 +33,12 @@ __all__ = ["RECIPES", "recipe_key", "training_indices", "default_recipe", "get_t
 FORMAT = 1
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
-# A recipe is everything that decides the trained weights; its hash names the file.
-RECIPES: dict[str, dict] = {
-    "full": {"preset": "teacher", "epochs": 15, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
-             "optimizer": "sgd", "augment": True, "train_size": None, "seed": 0},
-    "quick": {"preset": "teacher-small", "epochs": 2, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
-              "optimizer": "sgd", "augment": True, "train_size": 20000, "seed": 0},
-    # Teachers of a fixed part of the training split (lesson 02, SSLD): they never saw the images from
-    # 20,000 on, which SSLD's student then uses as unlabeled data. The split is part of the key and name.
-    "first20k": {"preset": "teacher-small", "epochs": 20, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
-                 "optimizer": "sgd", "augment": True, "train_size": None, "train_range": [0, 20000], "seed": 0},
-    "first20k-quick": {"preset": "teacher-small", "epochs": 2, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
-                       "optimizer": "sgd", "augment": True, "train_size": None, "train_range": [0, 20000],
-                       "seed": 0},
-}
-
-
 class CorruptTeacherError(RuntimeError):
     """A cached teacher file is unreadable, fails its checksum, or holds another recipe."""
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("KD_LAB_CACHE", Path.home() / ".cache" / "kd_lab")) / "teachers"
-
-
-def _recipe(name_or_recipe) -> dict:
-    if isinstance(name_or_recipe, dict):
-        return dict(name_or_recipe)
-    if name_or_recipe not in RECIPES:
-        raise ValueError(f"unknown teacher recipe {name_or_recipe!r}; choose one of {sorted(RECIPES)}")
-    return dict(RECIPES[name_or_recipe])
 
 
 def recipe_key(dataset: str, recipe: dict) -> str:
@@ -71,23 +51,6 @@ def _file_name(dataset: str, recipe: dict) -> str:
     rng = recipe.get("train_range")           # a teacher of part of the split says which part in its name
     split = "" if not rng else (f"-first{rng[1]}" if rng[0] == 0 else f"-range{rng[0]}-{rng[1]}")
     return f"{dataset}-{recipe['preset']}{split}-{recipe_key(dataset, recipe)}.pt"
-
-
-def training_indices(recipe, labels: torch.Tensor) -> torch.Tensor:
-    """The indices (sorted, on the CPU) of the training images a recipe's teacher is trained on.
-
-    ``train_range: [a, b]`` gives images a..b-1; ``train_size: n`` a seeded class-balanced subset of n
-    (:func:`kd_lab.data.labeled_split`); neither gives the whole split.
-    """
-    recipe, n = _recipe(recipe), len(labels)
-    if recipe.get("train_range"):
-        a, b = recipe["train_range"]
-        if not 0 <= a < b <= n:
-            raise ValueError(f"train_range {recipe['train_range']} must satisfy 0 <= a < b <= {n} (the split's size)")
-        return torch.arange(a, b)
-    if recipe["train_size"]:
-        return kd_data.labeled_split(labels, recipe["train_size"], seed=recipe["seed"]).labeled
-    return torch.arange(n)
 
 
 def _checksum(state: dict) -> str:
@@ -144,7 +107,6 @@ def train_teacher(dataset: str = "fashion-mnist", recipe="full", device="auto", 
     if recipe["train_size"] or recipe.get("train_range"):
         train = train.subset(training_indices(recipe, train.y).to(dev))
     seed_everything(recipe["seed"])
-    from .methods import Scratch
     method = Scratch(_build(dataset, recipe))
     hist = fit(method, train, test, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
                weight_decay=recipe["weight_decay"], optimizer=recipe["optimizer"], seed=recipe["seed"],
@@ -156,7 +118,8 @@ def train_teacher(dataset: str = "fashion-mnist", recipe="full", device="auto", 
         for v in model.state_dict().values():
             if v.is_floating_point():
                 v.copy_(v.half().float())
-    info = {"test_acc": evaluate(model, test).accuracy, "last_epoch_acc_fp32": hist.test_acc, "train_s": sum(e["train_s"] for e in hist.epochs),
+    info = {"test_acc": evaluate(model, test).accuracy, "last_epoch_acc_fp32": hist.test_acc,
+            "train_s": sum(e["train_s"] for e in hist.epochs),
             "images_per_s": hist.images_per_s, "device": device_name(dev), "amp": amp,
             "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     return model, info

@@ -96,7 +96,7 @@ class LabServer:
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         return args + (["--allow-root"] if os.getuid() == 0 else [])
 
-    def start(self, timeout: float = 120) -> "LabServer":
+    def start(self, timeout: float = 120) -> LabServer:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(self.command(), cwd=self.root, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -135,7 +135,7 @@ class LabServer:
             pass                                                # the group is stopped below all the same
         _stop_group(self.proc.pid, lambda t: self.proc.wait(timeout=t))
         for pid in kernels:
-            _stop_group(pid, lambda t: _wait_gone(pid, t))
+            _stop_group(pid, lambda t, pid=pid: _wait_gone(pid, t))
 
     def leftovers(self) -> list[int]:
         """The server and kernel processes still alive (after :meth:`stop`: none)."""

@@ -20,11 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from lab_browser import (
+    LabServer,
+    LessonPage,
+    choose_option,
+    copy_lessons,
+    drag_slider,
+    find_chromium,
+    kernel_executables,
+    wait_image_changed,
+)
 
-from kd_lab import widgets
-from kd_lab.widgets import KNOB_SPECS
-from lab_browser import (LabServer, LessonPage, choose_option, copy_lessons, drag_slider, find_chromium,
-                         kernel_executables, wait_image_changed)
+from kd_lab.methods import method_info, method_names
+from kd_lab.widgets import SETTING_KNOBS
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -229,8 +237,8 @@ def check_train_stop(lp: LessonPage, panel, check: TrainStop) -> None:
         panel.locator("button", has_text="Stop").click()
     row = _ended_run(lp, panel, rows, runs_before + 1, "stopped" if check.stop else "finished")
     assert re.fullmatch(r"\d+\.\d\d %", row["test acc"]), f"no test accuracy in the runs table: {row}"
-    specs = {**KNOB_SPECS, **getattr(widgets, "EXTRA_KNOBS", {})}     # label is each spec's last item
-    knob = {spec[-1]: name for name, spec in specs.items()}
+    knob = {k.label: name for m in method_names() for name, k in method_info(m).knobs.items()}   # label -> name
+    knob.update({k.label: name for name, k in SETTING_KNOBS.items()})
     for label, readout in moved.items():
         assert _rounds_to(float(row[knob[label]]), readout), f"{label}: slider shows {readout}, runs table {row}"
 

@@ -429,10 +429,13 @@ def test_importing_compare_changes_no_global_state():
     assert done.stdout.strip() == "clean"
 
 
-def test_mean_std_is_the_sample_std_and_zero_for_one_seed():
-    from kd_lab.experiments import mean_std
+def test_mean_std_is_the_sample_std_and_nan_for_one_seed():
+    from kd_lab import stats
+    from kd_lab.experiments import mean_std  # the lessons import it here
+    assert mean_std is stats.mean_std
     m, s = mean_std([80.0, 82.0, 84.0])
     assert m == pytest.approx(82.0) and s == pytest.approx(2.0)                 # n − 1 in the denominator
-    assert mean_std([81.5]) == (81.5, 0.0)
+    m, s = mean_std([81.5])
+    assert m == 81.5 and math.isnan(s)                                          # one seed: no spread to show
     m, s = mean_std(iter([]))
-    assert math.isnan(m) and s == 0.0
+    assert math.isnan(m) and math.isnan(s)

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kd_lab import losses
 from kd_lab.experiments import accuracies
 from kd_lab.methods import DML, KD, METHODS, Scratch, make_method, method_options
 from kd_lab.models import build_model, count_parameters

@@ -1,4 +1,5 @@
-"""Importing kd_lab changes no global state: no seeding, no rcParams, no pyplot, no thread settings."""
+"""Importing kd_lab changes no global state: no seeding, no rcParams, no pyplot, no thread settings (every
+module, subpackages included, but the command line ``kd_lab.__main__``)."""
 import subprocess
 import sys
 
@@ -6,8 +7,11 @@ SCRIPT = r"""
 import torch, matplotlib
 rng, threads = torch.get_rng_state().clone(), torch.get_num_threads()
 rc = {k: v for k, v in dict.items(matplotlib.rcParams) if k != "backend"}
-import kd_lab, kd_lab.data, kd_lab.models, kd_lab.losses, kd_lab.methods, kd_lab.train, kd_lab.zoo
-import kd_lab.viz, kd_lab.widgets, kd_lab.exercises, kd_lab.analysis, kd_lab.experiments, kd_lab.bench
+import importlib, pkgutil, kd_lab
+names = [m.name for m in pkgutil.walk_packages(kd_lab.__path__, "kd_lab.") if m.name != "kd_lab.__main__"]
+for name in names:
+    importlib.import_module(name)
+assert {"kd_lab.compare", "kd_lab.results", "kd_lab.stats", "kd_lab.widgets", "kd_lab.bench"} <= set(names), names
 assert torch.equal(rng, torch.get_rng_state()), "the torch RNG was touched"
 assert torch.get_num_threads() == threads, "the thread count changed"
 assert {k: v for k, v in dict.items(matplotlib.rcParams) if k != "backend"} == rc, "rcParams changed"

@@ -8,8 +8,8 @@ inputs, invariances, and clear error messages.
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest

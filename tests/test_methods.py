@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from kd_lab import losses
-from kd_lab.methods import METHODS, KD, Method, make_method, method_options
+from kd_lab.methods import METHODS, Method, make_method, method_options
 from kd_lab.models import build_model
 
 

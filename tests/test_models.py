@@ -1,7 +1,6 @@
 """Shapes of every preset and tap, BN-before-tap wiring, the connector, and errors."""
 import pytest
 import torch
-from torch import nn
 
 from kd_lab.models import PRESETS, Connector, ConvNet, build_model, count_parameters
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from kd_lab import exercises, features, losses, viz
 from kd_lab.experiments import Setting
-from kd_lab.methods import DML, METHODS, OFD, UDML, FitNet, OFDKD, make_method, method_options, parse_stages
+from kd_lab.methods import DML, METHODS, OFD, UDML, FitNet, make_method, method_options, parse_stages
 from kd_lab.models import PRESETS, ConvNet, build_model
 from kd_lab.train import History, fit
 from kd_lab.widgets import TrainingPanel
@@ -388,7 +388,7 @@ def test_udml_registered_with_its_options():
 
 # ------------------------------------------------------------------------------------ bad inputs
 def test_registry_and_defaults():
-    assert (METHODS["fitnet"], METHODS["ofd"], METHODS["ofd+kd"]) == (FitNet, OFD, OFDKD)
+    assert (METHODS["fitnet"], METHODS["ofd"], METHODS["ofd+kd"]) == (FitNet, OFD, OFD)     # ofd+kd: a preset of OFD
     assert method_options("ofd") == {"feature_weight": 1e-3, "stages": "all", "kd_weight": 0.0, "temperature": 4.0}
     assert method_options("fitnet") == {"feature_weight": 1.0, "stages": "1", "kd_weight": 0.0, "temperature": 4.0}
     assert method_options("ofd+kd")["kd_weight"] == 0.9
@@ -555,7 +555,8 @@ def test_plot_stage_distances_draws_one_line_per_measured_stage():
                         {"epoch": 2, "feat_dist_1": 0.5, "feat_dist_2": 0.4}])
     ax = viz.plot_stage_distances(h).axes[0]
     assert [line.get_label() for line in ax.lines] == ["feat_dist_1", "feat_dist_2"]
-    assert list(ax.lines[0].get_ydata()) == [0.9, 0.5] and ax.get_title() == "Feature distance to the teacher, per stage"
+    assert list(ax.lines[0].get_ydata()) == [0.9, 0.5]
+    assert ax.get_title() == "Feature distance to the teacher, per stage"
     assert ax.get_yscale() == "log"
     runs = viz.plot_stage_distances([("OFD", h), ("FitNet", h)], stages=[2]).axes[0]
     assert [line.get_label() for line in runs.lines] == ["OFD", "FitNet"]

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kd_lab import exercises, losses, mining, viz, zoo
+from kd_lab import exercises, mining, viz, zoo
 from kd_lab import experiments as ex
-from kd_lab.data import FASHION_CLASSES
 from kd_lab.experiments import Setting, _budget, _labeled_indices, train_method
 from kd_lab.methods import METHODS, SSLD, make_method, method_options
 from kd_lab.models import build_model

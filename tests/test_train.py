@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kd_lab.methods import KD, Method, Scratch
+from kd_lab.methods import KD, Scratch
 from kd_lab.models import build_model
 from kd_lab.train import History, evaluate, fit, pick_device
 

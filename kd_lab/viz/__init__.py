@@ -19,14 +19,31 @@ Importing this package changes no global state (no rcParams, style or backend).
 """
 from ._common import figure_to_png, plot_epoch_metrics, plot_history, plot_runs_bar
 from .comparison import plot_comparison
-from .feature import (plot_feature_maps, plot_margin_agreement, plot_margin_histograms, plot_partial_l2,
-                      plot_stage_distances)
-from .label_free import (plot_class_balance, plot_confidence_histogram, plot_images, plot_mining_grid,
-                         plot_unlabeled_curve)
+from .feature import (
+                      plot_feature_maps,
+                      plot_margin_agreement,
+                      plot_margin_histograms,
+                      plot_partial_l2,
+                      plot_stage_distances,
+)
+from .label_free import (
+                      plot_class_balance,
+                      plot_confidence_histogram,
+                      plot_images,
+                      plot_mining_grid,
+                      plot_unlabeled_curve,
+)
 from .mutual import plot_peers
 from .relation import plot_angle_matrix, plot_embedding_2d, plot_relation_agreement, plot_relation_matrices
-from .response import (most_similar_pairs, plot_dark_knowledge, plot_gradient_norms, plot_per_class,
-                       plot_soft_targets, plot_sweep, plot_temperatures)
+from .response import (
+                      most_similar_pairs,
+                      plot_dark_knowledge,
+                      plot_gradient_norms,
+                      plot_per_class,
+                      plot_soft_targets,
+                      plot_sweep,
+                      plot_temperatures,
+)
 
 __all__ = [
     # every lesson (_common)

@@ -7,7 +7,6 @@ Figures are built with ``matplotlib.figure.Figure`` only, never ``pyplot``.
 """
 from __future__ import annotations
 
-import math
 from io import BytesIO
 
 import numpy as np

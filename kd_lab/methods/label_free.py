@@ -1,0 +1,121 @@
+"""Label-free distillation (lesson 02): the student learns from the teacher's outputs only.
+
+* :class:`SSLD` — Simple Semi-supervised Label Distillation: a symmetric KL to the teacher on the labeled
+  images plus unlabeled images the teacher has never seen, mined by the teacher's confidence.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import losses, recipes
+from ._base import Knob, Method, _check_temperature, register
+from .response import TEMPERATURE_KNOB
+
+__all__ = ["SSLD", "SSLD_UNLABELED", "SSLD_OBJECTIVES"]
+
+SSLD_UNLABELED = ("mined", "all", "none")
+SSLD_OBJECTIVES = ("ssld", "kd")
+
+
+@register("ssld", lesson="02_ssld", knobs={
+    "temperature": TEMPERATURE_KNOB,
+    "top_k": Knob(100, 4000, 100, "top-k unlabeled images per class", scale="int"),
+    "pool_size": Knob(1000, 40000, 1000, "unlabeled pool (first N images)", scale="int")})
+class SSLD(Method):
+    """SSLD, Cui, Guo, Du et al. 2021, "Beyond Self-Supervision: A Simple Yet Effective Network Distillation
+    Alternative to Improve Backbones" (PaddleClas): the student learns only from the teacher's outputs,
+    L = T²·½[KL(p_t ‖ p_s) + KL(p_s ‖ p_t)] (:func:`kd_lab.losses.ssld_loss`), with no ground-truth term, on the
+    labeled images L plus unlabeled images U. Term ``ssld`` (``kd`` with ``objective="kd"``: T²·KL(p_t ‖ p_s)).
+
+    U is every training image the teacher was not trained on and that is not in L, less exact duplicates of a
+    test image (and repeats within U). ``unlabeled``: ``"mined"`` keeps the ``top_k`` images per class the
+    teacher is most confident about (:func:`kd_lab.mining.mine`), ``"all"`` keeps U, ``"none"`` trains on L only.
+    ``pool_size`` uses only the first N images of U. The labels of U are never used: its images carry the
+    teacher's labels (for the trainer's train-accuracy probe only; the loss reads no label).
+    The teacher must not have seen U: by default it is the zoo's ``first20k`` teacher (training images
+    0..19,999). U is derived from the recipe of the teacher passed in (``teacher.zoo_info["recipe"]``, set by
+    :func:`kd_lab.zoo.get_teacher`; the default recipe's split otherwise), so it never holds an image the teacher
+    saw; a teacher trained on every image is refused.
+    """
+
+    needs_teacher = True
+    teacher_recipe = "first20k"             # a teacher of images 0..19,999: the rest can be unlabeled to it
+
+    def __init__(self, student, teacher=None, temperature: float = 1.0, unlabeled: str = "mined",
+                 top_k: int = 1000, pool_size: int | None = None, objective: str = "ssld"):
+        super().__init__(student, teacher)
+        if unlabeled not in SSLD_UNLABELED:
+            raise ValueError(f"unlabeled must be one of {SSLD_UNLABELED}, got {unlabeled!r}")
+        if objective not in SSLD_OBJECTIVES:
+            raise ValueError(f"objective must be one of {SSLD_OBJECTIVES}, got {objective!r}")
+        for name, value, none_ok in (("top_k", top_k, False), ("pool_size", pool_size, True)):
+            positive = not isinstance(value, bool) and isinstance(value, int) and value > 0
+            if not (positive or (value is None and none_ok)):
+                raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}, got {value!r}")
+        self.temperature = _check_temperature(temperature)
+        self.unlabeled, self.top_k, self.pool_size, self.objective = unlabeled, top_k, pool_size, objective
+        self.pool_report: dict = {}
+        self.mined = None
+
+    def options(self):
+        return {"temperature": self.temperature, "unlabeled": self.unlabeled, "top_k": self.top_k,
+                "pool_size": self.pool_size, "objective": self.objective}
+
+    def teacher_indices(self, train) -> torch.Tensor:
+        """The training images the teacher was trained on, from its zoo recipe (the default recipe's otherwise)."""
+        recipe = getattr(self.teacher, "zoo_info", {}).get("recipe") or recipes.RECIPES[self.teacher_recipe]
+        return recipes.training_indices(recipe, train.y)
+
+    def unlabeled_pool(self, train, labeled, test) -> torch.Tensor:
+        """Indices into ``train`` of U: not seen by the teacher, not in ``labeled``, no duplicate of a ``test``
+        image, no repeat; the first ``pool_size``. Counts go to ``self.pool_report``."""
+        from ..mining import duplicates
+        excluded = torch.zeros(len(train), dtype=torch.bool)
+        seen = self.teacher_indices(train)
+        excluded[seen] = True
+        if len(seen) == len(train):
+            raise ValueError("the teacher was trained on every training image, so none is unlabeled to it; SSLD "
+                             "needs a teacher of part of the split, e.g. "
+                             f"kd_lab.zoo.get_teacher(dataset, {self.teacher_recipe!r})")
+        excluded[torch.arange(len(train)) if labeled is None else torch.as_tensor(labeled).cpu()] = True
+        pool = torch.nonzero(~excluded).flatten()
+        in_test, repeated = duplicates(train.x[pool.to(train.device)], test.x)
+        clean = pool[~in_test & ~repeated][: self.pool_size]
+        self.pool_report = {"teacher_images": len(seen), "pool": len(pool), "test_duplicates": int(in_test.sum()),
+                            "repeats": int((repeated & ~in_test).sum()), "pool_used": len(clean)}
+        return clean
+
+    def training_set(self, train, labeled, test):
+        """L ∪ the chosen part of U (an :class:`kd_lab.data.ImageData`); U's images carry the teacher's labels.
+        ``train``/``test`` are the whole splits, ``labeled`` the indices of L (None: every image)."""
+        from dataclasses import replace
+        lab = torch.arange(len(train)) if labeled is None else torch.as_tensor(labeled).cpu()
+        if self.unlabeled == "none":
+            return train.subset(lab.to(train.device))
+        pool = self.unlabeled_pool(train, labeled, test)
+        if len(pool) == 0:
+            import warnings
+            warnings.warn("no unlabeled image is left (each one is labeled or was seen by the teacher): SSLD trains "
+                          "on the labeled images only", stacklevel=2)
+        chosen, teacher_labels = self._choose(train.subset(pool.to(train.device)))
+        idx = torch.cat([lab, pool[chosen]]).to(train.device)
+        y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])
+        self.pool_report["unlabeled_used"] = len(chosen)
+        return replace(train.subset(idx), y=y)
+
+    def _choose(self, pool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions in ``pool`` to train on, the teacher's labels of those images); ``pool.y`` is not read."""
+        from ..mining import mine, teacher_probabilities
+        if len(pool) == 0:
+            return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
+        if self.unlabeled == "mined":
+            self.mined = mine(self.teacher, pool, self.top_k)
+            return self.mined.indices, self.mined.labels
+        return torch.arange(len(pool)), teacher_probabilities(self.teacher, pool).argmax(dim=1)
+
+    def loss_terms(self, x, y, phase=None):
+        """The label-free term only; ``y`` is not used."""
+        s = self.student(x)                         # (B, K)
+        t = self.teacher_forward(x)                 # (B, K), no grad
+        loss = losses.ssld_loss if self.objective == "ssld" else losses.kd_loss
+        return {self.objective: loss(s, t, self.temperature)}
