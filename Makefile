@@ -7,19 +7,28 @@ LAB_ARGS ?=
 # JupyterLab refuses to start as root (containers, CI) unless told to.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
+# The exact tested stack (pyproject.toml names ranges; README, "Versions").
+CONSTRAINTS := requirements/constraints.txt
+# `make lab CPU=1` (on a fresh clone, or after `make clean`): PyTorch's CPU-only wheels from TORCH_CPU_INDEX,
+# an environment of about 1.6 GB instead of 6 GB of CUDA wheels (README, "A laptop without a GPU").
+CPU ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup browser lab test bench data kernel teacher clean
 
 setup: $(STAMP) data kernel
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(if $(CPU),$(BIN)/python -m pip install -c $(CONSTRAINTS) --index-url $(TORCH_CPU_INDEX) torch torchvision)
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
+# --apt: set-up may install the Debian package dataset-fashion-mnist as a last resort (as root, where apt exists),
+# as CI on a fresh machine needs; a plain `python -m kd_lab data` never runs apt-get unless asked (README, "Data").
 data: $(STAMP)
-	$(BIN)/python data_scripts/fetch.py fashion-mnist
+	$(BIN)/python data_scripts/fetch.py fashion-mnist --apt
 
 kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name kd_lab --display-name "Python (kd_lab)" >/dev/null

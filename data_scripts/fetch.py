@@ -5,18 +5,17 @@
 
 A thin wrapper over :func:`kd_lab.data.fetch`, which tries its sources in order and stops at the first that
 gives complete files (right size and header): the data folder itself, the files of the Debian package
-``dataset-fashion-mnist`` (Fashion-MNIST only), torchvision's download (10 s socket timeout), and
-``apt-get install dataset-fashion-mnist`` (as root, where apt exists). A second run finds the files in place
-and does nothing. Exit status: 0 when the files are there, 1 when every source failed (the message lists
-each source and what to run), 2 for bad arguments (an unknown data set name lists the allowed ones).
+``dataset-fashion-mnist`` (Fashion-MNIST only), torchvision's download (10 s socket timeout), and, only
+when asked (``--apt`` or ``KD_LAB_ALLOW_APT=1``), ``apt-get install dataset-fashion-mnist`` (as root, where
+apt exists). A second run finds the files in place and does nothing; two runs at once fetch once (the
+second waits for the first). Exit status: 0 when the files are there, 1 when every source failed (the message
+lists each source and what to run), 2 for bad arguments (an unknown data set name lists the allowed ones).
 
 Needs the installed ``kd_lab`` package (``make setup`` installs it into ``.venv/``).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 from pathlib import Path
 
@@ -28,35 +27,12 @@ except ModuleNotFoundError as err:          # a fresh clone before `make setup`
 __all__ = ["build_parser", "main"]
 
 
-class _Tee(io.TextIOBase):
-    """Writes through to ``stream`` and keeps a copy, to read :func:`kd_lab.data.fetch`'s log afterwards."""
-
-    def __init__(self, stream):
-        self.stream, self.parts = stream, []
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _last_source(log: str, name: str) -> str:
-    """The source of fetch's last ``trying ...`` line: fetch stops at the first source that works."""
-    prefix = f"[kd_lab] {name}: trying "
-    tried = [line.removeprefix(prefix).removesuffix(" ...") for line in log.splitlines() if line.startswith(prefix)]
-    return tried[-1] if tried else "unknown"
-
-
-def fetch(name: str, root: Path, *, download: bool, apt: bool) -> str:
-    """Fetch ``name`` into ``root`` (see :func:`kd_lab.data.fetch`); returns the source the files came from."""
-    if data.is_complete(name, root):
+def fetch(name: str, root: Path, *, download: bool, apt: bool | None) -> str:
+    """Fetch ``name`` into ``root`` (:func:`kd_lab.data.fetch_report`); returns the source the files came from."""
+    report = data.fetch_report(name, root, download=download, apt=apt, verbose=True)
+    if report.source.startswith("data folder"):
         return "the data folder (already complete, nothing fetched)"
-    tee = _Tee(sys.stdout)
-    with contextlib.redirect_stdout(tee):
-        data.fetch(name, root, download=download, apt=apt, verbose=True)
-    return _last_source("".join(tee.parts), name)
+    return report.source
 
 
 def _files(folder: Path) -> list[str]:
@@ -70,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(kd_lab.data.fetch) and print where its files came from.",
         epilog="Sources, in order: the data folder; the Debian package's files under "
         "/usr/share/datasets/fashion-mnist (fashion-mnist only); torchvision's download (10 s timeout); "
-        "apt-get install dataset-fashion-mnist (fashion-mnist only, as root). See data_scripts/README.md.")
+        "apt-get install dataset-fashion-mnist (fashion-mnist only, as root, with --apt). See "
+        "data_scripts/README.md.")
     p.add_argument("name", choices=sorted(data.DATASETS), metavar="NAME",
                    help=f"the data set, one of: {', '.join(sorted(data.DATASETS))}")
     p.add_argument("--root", type=Path, default=None,
@@ -78,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"here: {data.data_root()})")
     p.add_argument("--no-download", dest="download", action="store_false",
                    help="do not try torchvision's download (default: try it)")
-    p.add_argument("--no-apt", dest="apt", action="store_false",
-                   help="do not try apt-get install (default: try it where apt exists and this runs as root)")
+    apt = p.add_mutually_exclusive_group()
+    apt.add_argument("--apt", dest="apt", action="store_true", default=None,
+                     help="as a last resort run apt-get install dataset-fashion-mnist (as root; default: only "
+                          f"when ${data.APT_ENV}=1, else the message says what to install)")
+    apt.add_argument("--no-apt", dest="apt", action="store_false", default=None,
+                     help=f"never run apt-get, even with ${data.APT_ENV}=1")
     return p
 
 

@@ -6,9 +6,11 @@
 Checks, in order, each failure a message on stderr and exit status 1:
 
 1. the data set's folder exists (else: run ``data_scripts/fetch.py NAME``);
-2. its files pass :func:`kd_lab.data.is_complete`, the size and header check that ``kd_lab.data`` runs
-   before it uses them (IDX files: exact size and magic number; CIFAR-10: every batch file present, not empty);
-3. :func:`kd_lab.data.load` reads them (from the folder only: nothing is fetched);
+2. its files pass :func:`kd_lab.data.check_files`, the size and header check that ``kd_lab.data`` runs
+   before it uses them (IDX files: exact size, magic number and item count; CIFAR-10: every batch file
+   present, not empty); each bad file is named with its problem and expected size;
+3. :func:`kd_lab.data.load` reads them (from the folder only: nothing is fetched), which checks the labels
+   and image counts and reads CIFAR-10's batches without running code;
 4. in each split every label is a class index in 0..K−1 and every class has images;
 5. the mean pixel value of the training split, per channel, is within 0.01 of the normalisation mean
    ``kd_lab.data`` uses for this data set (files of another data set under this name fail here).
@@ -87,12 +89,17 @@ def verify(name: str, root: Path) -> tuple[data.ImageData, data.ImageData]:
     if not folder.is_dir():
         raise VerifyError(f"{name} is not in the data folder: {folder} does not exist; "
                           f"fetch it: python data_scripts/fetch.py {name} --root {root}")
-    if not data.is_complete(name, root):
+    bad = data.check_files(name, root)
+    if bad:
+        problems = "\n".join(f"  {path}: {problem}" for path, problem in bad.items())
         raise VerifyError(f"{name}: the files in {folder} fail kd_lab.data's size and header check "
-                          f"(a file is missing, cut short, too long or has a wrong header). Files found:\n"
-                          f"{_listing(folder)}\n{_refetch(name, root)}")
+                          f"(a file is missing, cut short, too long or has a wrong header):\n{problems}\n"
+                          f"Files found:\n{_listing(folder)}\n{_refetch(name, root)}")
     try:
         train, test = data.load(name, root=root, system_dir=None, download=False, apt=False)
+    except data.DataCorruptError as err:     # labels outside the classes, a batch that is not one: named by load
+        raise VerifyError(f"{name}: the files in {folder} pass the size check but cannot be read as {name} "
+                          f"data: {err}\n{_refetch(name, root)}") from err
     except Exception as err:  # noqa: BLE001 - any reader error means damaged files; report it, no traceback
         raise VerifyError(f"{name}: the files in {folder} pass the size check but cannot be read: "
                           f"{type(err).__name__}: {err}\n{_refetch(name, root)}") from err

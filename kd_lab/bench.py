@@ -1,5 +1,7 @@
 """Benchmarks: images/s of a KD epoch through ``fit`` against a tutorial-style reference loop, and
-(:func:`method_steps`) of every method's training step on the same device, in one table.
+(:func:`method_steps`) of every method's training step on the same device, in one table, with the teacher
+run online and, for the methods that declare teacher outputs, read from a warm
+:class:`kd_lab.teacher_cache.TeacherCache`.
 
 The reference is how most tutorials write it: a torchvision ``FashionMNIST`` Dataset with PIL
 transforms, a ``DataLoader`` with 2 workers, fp32, and a host-to-device copy per batch. Both loops
@@ -118,11 +120,18 @@ def format_table(rows: list[dict]) -> str:
 
 # ------------------------------------------------------------------ every method's training step
 def method_steps(methods=None, device="auto", n_images: int | None = None, batch_size: int = 128,
-                 dataset: str = "fashion-mnist") -> list[dict]:
+                 dataset: str = "fashion-mnist", teacher_cache: bool = True) -> list[dict]:
     """Images/s of each method's training step, through the path the comparison uses
     (:func:`kd_lab.experiments.train_method`: same data, student, batch size and device), one epoch of
-    ``n_images`` labeled images after a warm-up run of the same method; ratio to the first method that ran
-    (``scratch`` in the default course order). A method that raises gets a row with its error."""
+    ``n_images`` labeled images after a warm-up run of the same method, the teacher run every step; ratio to
+    the first method that ran (``scratch`` in the default course order). A method that raises gets a row with
+    its error.
+
+    With ``teacher_cache``, a method that declares teacher outputs (KD, DKD, SSLD, the RKD family) runs the same
+    epoch twice more with a :class:`kd_lab.teacher_cache.TeacherCache`: the first run (``cold_*``) computes the
+    (image, view) pairs it lacks, the second, with the same seed, draws the same pairs and finds every one
+    cached (``cached_*``: a warm cache); ``*_hit_rate`` is the fraction of pairs served from the cache
+    (tables already on disk from earlier runs count as cached), ``cached_ratio`` the warm run's ratio."""
     from .compare import resolve_methods
     names, dev = resolve_methods(methods), pick_device(device)
     n = (60000 if dev.type == "cuda" else 4000) if n_images is None else n_images
@@ -130,21 +139,28 @@ def method_steps(methods=None, device="auto", n_images: int | None = None, batch
         raise ValueError(f"images and batch size must be positive integers, got {n} and {batch_size}")
     train, _ = kd_data.load(dataset, device=dev)
     setting = Setting(dataset=dataset, labeled=None if n >= len(train) else n, epochs=1, batch_size=batch_size,
-                      eval_every=1, test_size=256)
-    rows = [_time_method(name, setting, dev) for name in names]
+                      eval_every=1, test_size=256, teacher_cache=False)
+    rows = [_time_method(name, setting, dev, teacher_cache) for name in names]
     ref = next((r for r in rows if r["images_per_s"]), None)
     for r in rows:
         r["ratio"] = r["images_per_s"] / ref["images_per_s"] if ref and r["images_per_s"] else None
+        r["cached_ratio"] = r["cached_images_per_s"] / ref["images_per_s"] if ref and r["cached_images_per_s"] else None
         r["reference"] = ref["method"] if ref else None
     return rows
 
 
-def _time_method(name: str, setting: Setting, dev) -> dict:
+def _time_method(name: str, setting: Setting, dev, teacher_cache: bool = True) -> dict:
     row = {"method": name, "batch": setting.batch_size, "device": device_name(dev), "images": None,
-           "images_per_s": None, "ms_per_step": None, "trained_params": None, "error": None}
+           "images_per_s": None, "ms_per_step": None, "trained_params": None, "error": None,
+           "cold_images_per_s": None, "cold_hit_rate": None, "cached_images_per_s": None, "cached_hit_rate": None}
     try:
         train_method(name, replace(setting, labeled=min(setting.labeled or 512, 512)), device=dev, progress=False)
         m, h = train_method(name, setting, device=dev, progress=False)          # the timed epoch
+        if teacher_cache and m.teacher_outputs:
+            cached = replace(setting, teacher_cache=True)
+            cold = train_method(name, cached, device=dev, progress=False)[1]    # fills the pairs this epoch draws
+            warm = train_method(name, cached, device=dev, progress=False)[1]    # same seed, same pairs: all cached
+            row.update({**_cache_columns("cold", cold), **_cache_columns("cached", warm)})
     except Exception as err:                      # noqa: BLE001 - reported in the table, the others go on
         return {**row, "error": f"{type(err).__name__}: {err}"[:200]}
     e = h.epochs[0]
@@ -153,19 +169,30 @@ def _time_method(name: str, setting: Setting, dev) -> dict:
             "trained_params": sum(p.numel() for p in m.trainable_parameters() if p.requires_grad)}
 
 
+def _cache_columns(prefix: str, h) -> dict:
+    return {f"{prefix}_images_per_s": h.epochs[0]["images_per_s"],
+            f"{prefix}_hit_rate": h.config.get("teacher_cache_hit_rate")}
+
+
 def format_method_table(rows: list[dict]) -> str:
     lines = [f"{'method':<10} | {'images':>7} | {'batch':>5} | {'images/s':>9} | {'ms/step':>8} | {'ratio':>6} | "
-             f"{'trained params':>14}", "-" * 80]
+             f"{'trained params':>14} | {'cached img/s':>12} | {'ratio':>6} | {'cold img/s (hits)':>17}", "-" * 124]
     for r in rows:
         if r["error"]:
             lines.append(f"{r['method']:<10} | failed: {r['error']}")
             continue
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+        cached = cached_ratio = cold = ""
+        if r.get("cached_images_per_s"):
+            cached, cached_ratio = f"{r['cached_images_per_s']:.0f}", f"{r['cached_ratio']:.2f}x"
+            cold = f"{r['cold_images_per_s']:.0f} ({100 * r['cold_hit_rate']:.0f} %)"
         lines.append(f"{r['method']:<10} | {r['images']:>7} | {r['batch']:>5} | {r['images_per_s']:>9.0f} | "
-                     f"{r['ms_per_step']:>8.1f} | {ratio:>6} | {r['trained_params']:>14,}")
+                     f"{r['ms_per_step']:>8.1f} | {ratio:>6} | {r['trained_params']:>14,} | {cached:>12} | "
+                     f"{cached_ratio:>6} | {cold:>17}")
     ref = rows[0]["reference"] if rows else None
     lines.append(f"device: {rows[0]['device'] if rows else '-'}; one epoch per method after a warm-up run; "
-                 f"ratio = images/s / images/s of {ref or '-'} (measured in this run)")
+                 f"ratio = images/s / images/s of {ref or '-'} (measured in this run); cached: the teacher's "
+                 f"outputs read from a warm (image, view) cache (kd_lab.teacher_cache), cold: its first run")
     return "\n".join(lines)
 
 

@@ -6,10 +6,15 @@ crop with zero padding, horizontal flip). No DataLoader workers in the hot loop.
 
 Sources, tried in order (see :func:`fetch`): the project's data folder (``KD_LAB_DATA``, default
 ``data/`` at the repository root), the files of the Debian package ``dataset-fashion-mnist``,
-torchvision's download (short timeout), and ``apt-get install`` where the machine has apt and runs as root.
+torchvision's download (short timeout), and ``apt-get install`` as root, only when the user asks for it
+(``--apt``, ``KD_LAB_ALLOW_APT=1``). One process fetches at a time (a lock file); files are checked by size
+and header before use, and their contents (labels, image counts) when they are loaded; CIFAR-10's pickled
+batches are read by an unpickler that refuses anything but NumPy arrays and plain values.
 """
 from __future__ import annotations
 
+import codecs
+import contextlib
 import gzip
 import numbers
 import os
@@ -23,9 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .locking import file_lock, temporary_path
+
 __all__ = [
-    "DATASETS", "DataUnavailableError", "ImageData", "Split", "data_root", "fetch", "load",
-    "labeled_split", "augment_batch",
+    "DATASETS", "DataUnavailableError", "DataCorruptError", "ImageData", "Split", "data_root", "fetch",
+    "fetch_report", "FetchReport", "apt_allowed", "is_complete", "check_files", "load",
+    "labeled_split", "augment_batch", "view_images", "num_views", "identity_view",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -80,46 +88,80 @@ def data_root() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def _idx_ok(path: Path) -> bool:
+def _files_dir(name: str, root: Path) -> Path:
+    """Where the files of ``name`` belong in the data folder ``root``: ``FashionMNIST/raw`` (torchvision's
+    layout of the IDX files), ``cifar-10-batches-py`` for CIFAR-10."""
+    folder = Path(root) / spec(name).folder
+    return folder if name == "cifar10" else folder / "raw"
+
+
+def _idx_problem(path: Path) -> str | None:
+    """What is wrong with one IDX file (None: nothing): missing, its size, its header (magic number and count)."""
     count, item, header = _IDX_FILES[path.name]
-    if not path.is_file() or path.stat().st_size != header + count * item:
-        return False
+    expected = header + count * item
+    if not path.is_file():
+        return f"missing (expected {expected:,} bytes)"
+    size = path.stat().st_size
+    if size != expected:
+        return f"{size:,} bytes, expected {expected:,}"
     with open(path, "rb") as f:
-        return int.from_bytes(f.read(4), "big") in (0x801, 0x803)
+        magic, items = int.from_bytes(f.read(4), "big"), int.from_bytes(f.read(4), "big")
+    want = 0x803 if header == 16 else 0x801                 # idx3: uint8 images, idx1: uint8 labels
+    if magic != want:
+        return f"header 0x{magic:08x} is not the IDX header 0x{want:08x}"
+    if items != count:
+        return f"header says {items:,} items, expected {count:,}"
+    return None
 
 
-def _cifar_ok(path: Path) -> bool:
-    return all((path / f).is_file() and (path / f).stat().st_size > 0 for f in _CIFAR_FILES)
+def _cifar_problem(path: Path) -> str | None:
+    """What is wrong with one CIFAR-10 batch file (None: nothing): missing or empty."""
+    if not path.is_file():
+        return "missing"
+    return "empty (0 bytes)" if path.stat().st_size == 0 else None
 
 
-def is_complete(name: str, root: Path | None = None) -> bool:
-    """True when the data folder holds every file of ``name``, with the expected sizes."""
+def check_files(name: str, root: Path | str | None = None) -> dict[str, str]:
+    """Each file of ``name`` in the data folder that is not right, with its problem: ``{path relative to the
+    data set's folder: problem}``, e.g. ``{"raw/train-images-idx3-ubyte": "1,000 bytes, expected 47,040,016"}``.
+    IDX files: missing, size, header (magic number, item count); CIFAR-10 batches: missing or empty (their
+    contents are checked when they are read). Empty: every file is in place."""
     root = Path(root or data_root())
+    folder, files = root / spec(name).folder, _files_dir(name, root)
     if name == "cifar10":
-        return _cifar_ok(root / spec(name).folder)
-    raw = root / spec(name).folder / "raw"
-    return all(_idx_ok(raw / f) for f in _IDX_FILES)
+        found = {f: _cifar_problem(files / f) for f in _CIFAR_FILES}
+    else:
+        found = {f: _idx_problem(files / f) for f in _IDX_FILES}
+    return {str((files / f).relative_to(folder)): problem for f, problem in found.items() if problem}
+
+
+def is_complete(name: str, root: Path | str | None = None) -> bool:
+    """True when the data folder holds every file of ``name``, with the expected sizes (:func:`check_files`)."""
+    return not check_files(name, root)
 
 
 # --------------------------------------------------------------------------------------------- sources
 def _from_system_dir(name: str, root: Path, system_dir: Path) -> str | None:
-    """Copy (gunzipping) the IDX files of a system package into the data folder; None on success."""
-    raw = root / spec(name).folder / "raw"
+    """Copy (gunzipping) the IDX files of a system package into the data folder; None on success. Each file is
+    written under a temporary name of this process, then renamed into place."""
+    raw = _files_dir(name, root)
     raw.mkdir(parents=True, exist_ok=True)
     for base in _IDX_FILES:
         gz, plain = system_dir / f"{base}.gz", system_dir / base
         src = gz if gz.is_file() else plain
         if not src.is_file():
             return f"{src} not found"
-        tmp = raw / f".{base}.tmp"
+        tmp = temporary_path(raw / base)
         try:
             with (gzip.open(src) if src is gz else open(src, "rb")) as fin, open(tmp, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
         except (OSError, EOFError) as err:     # a corrupt or cut-short .gz: report it, try the next source
             tmp.unlink(missing_ok=True)
+            if getattr(err, "filename", None) and Path(err.filename).parent == raw:
+                return f"cannot write the data folder {raw}: {err.strerror or err}"
             return f"{src} could not be read: {type(err).__name__}: {err}"
         os.replace(tmp, raw / base)
-        if not _idx_ok(raw / base):
+        if _idx_problem(raw / base):
             return f"{src} has the wrong size or header"
     return None
 
@@ -151,19 +193,63 @@ def _from_apt(package: str) -> str | None:
     return None
 
 
+APT_ENV = "KD_LAB_ALLOW_APT"
+
+
+def apt_allowed(apt: bool | None = None) -> bool:
+    """Whether :func:`fetch` may run ``apt-get install``: ``apt`` when given, else ``$KD_LAB_ALLOW_APT`` set to
+    1 (or true/yes). Never by default: installing system packages is the user's call."""
+    if apt is not None:
+        return bool(apt)
+    return os.environ.get(APT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """What :func:`fetch_report` did: the data folder, the source the files came from (``"data folder"`` when
+    they were already in place) and each source tried before it, with its problem."""
+
+    root: Path
+    source: str
+    tried: tuple[str, ...] = ()
+
+
 def fetch(name: str = "fashion-mnist", root: Path | str | None = None, *, system_dir: str | None = "default",
-          download: bool = True, apt: bool = True, verbose: bool = False) -> Path:
+          download: bool = True, apt: bool | None = None, verbose: bool = False) -> Path:
     """Make sure the files of ``name`` are in the data folder and return that folder.
 
-    Tries the data folder, the system package's files, torchvision's download and ``apt-get install``
-    in this order; a second call finds the files in place and does nothing. Raises
-    :class:`DataUnavailableError` listing every source tried when none works.
+    Tries the data folder, the system package's files, torchvision's download and, only when asked
+    (``apt=True`` or ``$KD_LAB_ALLOW_APT=1``: :func:`apt_allowed`), ``apt-get install`` as root, in this
+    order; a second call finds the files in place and does nothing. One process fetches at a time (a lock
+    file in the data folder, :mod:`kd_lab.locking`): another waits, then finds the files. Raises
+    :class:`DataUnavailableError` listing every source tried, and what to run, when none works.
+    :func:`fetch_report` also says which source worked.
     """
+    return fetch_report(name, root, system_dir=system_dir, download=download, apt=apt, verbose=verbose).root
+
+
+def fetch_report(name: str = "fashion-mnist", root: Path | str | None = None, *, system_dir: str | None = "default",
+                 download: bool = True, apt: bool | None = None, verbose: bool = False) -> FetchReport:
+    """:func:`fetch`, returning a :class:`FetchReport`: the folder and the source its files came from."""
     ds = spec(name)
     root = Path(root or data_root())
     if is_complete(name, root):
-        return root
-    root.mkdir(parents=True, exist_ok=True)
+        return FetchReport(root, "data folder")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(root / ds.folder, f"fetching {name} into {root}"))
+        except OSError as err:                  # the folder cannot be created or written: no source can help
+            raise DataUnavailableError(_unavailable(name, root, [
+                f"data folder {root / ds.folder}: missing or incomplete, and it cannot be written "
+                f"({type(err).__name__}: {err.strerror or err})"], writable=False)) from None
+        if is_complete(name, root):             # another process fetched the files while this one waited
+            return FetchReport(root, "data folder (fetched by another process)")
+        return _try_sources(name, root, system_dir, download, apt_allowed(apt), verbose)
+
+
+def _try_sources(name: str, root: Path, system_dir, download: bool, apt: bool, verbose: bool) -> FetchReport:
+    """The source chain of :func:`fetch_report`, under its lock."""
+    ds = spec(name)
     sysdir = ds.system_dir if system_dir == "default" else system_dir
     tried = [f"data folder {root / ds.folder}: missing or incomplete"]
     steps = []
@@ -178,33 +264,109 @@ def fetch(name: str = "fashion-mnist", root: Path | str | None = None, *, system
     for label, step in steps:
         if verbose:
             print(f"[kd_lab] {name}: trying {label} ...")
-        problem = step()
+        try:
+            problem = step()
+        except OSError as err:                  # writing the data folder failed (full disk, permissions)
+            problem = f"cannot write the data folder {root}: {type(err).__name__}: {err}"
         if problem is None and is_complete(name, root):
-            return root
+            return FetchReport(root, label, tuple(tried))
         tried.append(f"{label}: {problem or 'files still incomplete'}")
-    fixes = [f"sudo apt-get install {ds.apt_package}"] if ds.apt_package else []
+    if not apt and ds.apt_package and sysdir:
+        tried.append(f"apt-get install {ds.apt_package}: not run (kd_lab runs apt-get only when asked: "
+                     f"python -m kd_lab data {name} --apt, or {APT_ENV}=1)")
+    raise DataUnavailableError(_unavailable(name, root, tried))
+
+
+def _unavailable(name: str, root: Path, tried: list[str], writable: bool = True) -> str:
+    """The message of :class:`DataUnavailableError`: every source tried, then what to run."""
+    ds = spec(name)
+    fixes = [] if writable else [f"make {root} writable, or point KD_LAB_DATA at a folder you can write"]
+    if ds.apt_package:
+        fixes.append(f"sudo apt-get install {ds.apt_package}   (its files are then copied from {ds.system_dir})")
     fixes.append(f"python -m kd_lab data {name}   (on a machine with internet)")
-    raise DataUnavailableError(
-        f"data set {name!r} is not available. Sources tried:\n  - " + "\n  - ".join(tried)
-        + "\nTo fix, run one of:\n  " + "\n  ".join(fixes)
-        + f"\nor copy the files into {root / ds.folder}.")
+    files = ", ".join(_CIFAR_FILES if name == "cifar10" else _IDX_FILES)
+    return (f"data set {name!r} is not available. Sources tried:\n  - " + "\n  - ".join(tried)
+            + "\nTo fix, run one of:\n  " + "\n  ".join(fixes)
+            + f"\nor copy its files ({files}) into {_files_dir(name, root)}.")
 
 
 # ---------------------------------------------------------------------------------------------- loading
+class DataCorruptError(DataUnavailableError):
+    """A data file passed the size and header check but its contents are wrong (a label outside the
+    classes, a CIFAR-10 batch that is not one); the message names the file and how to fetch it again."""
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    _, _, header = _IDX_FILES[path.name]
+    count, item, header = _IDX_FILES[path.name]
     data = np.frombuffer(path.read_bytes(), dtype=np.uint8, offset=header)
+    if data.size != count * item:               # the file changed since it was checked
+        raise DataCorruptError(f"{path} holds {data.size:,} bytes of data, expected {count * item:,}")
     return data.reshape(-1, 1, 28, 28) if header == 16 else data
 
 
+def _cifar_globals() -> dict:
+    """The only globals a CIFAR-10 batch may name: NumPy's array reconstruction (both its module paths, NumPy 1
+    and 2), ndarray, dtype, and ``_codecs.encode`` (how protocol 2 stores bytes). None of them runs code."""
+    array = np.zeros(1, dtype=np.uint8)
+    reconstruct, frombuffer = array.__reduce__()[0], array.__reduce_ex__(5)[0]
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+               ("_codecs", "encode"): codecs.encode, ("codecs", "encode"): codecs.encode}
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 batch (a pickled dict of a uint8 array and a list of labels) without running code:
+    :func:`_cifar_globals` are the only globals it resolves, any other is refused. A plain ``pickle.load``
+    would run whatever a planted file asks for."""
+
+    allowed: dict = {}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds "
+                                         "(refused: unpickling it could run code)")
+        return self.allowed[(module, name)]
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 batch file: images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)``; a file that is not a
+    well-formed batch raises :class:`DataCorruptError`."""
+    _CifarUnpickler.allowed = _CifarUnpickler.allowed or _cifar_globals()
+    try:
+        with open(path, "rb") as fh:
+            batch = _CifarUnpickler(fh, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+        raise DataCorruptError(f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); "
+                               f"delete it and fetch it again: python -m kd_lab data cifar10") from None
+    data = batch.get("data") if isinstance(batch, dict) else None
+    labels = batch.get("labels") if isinstance(batch, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
+            or not isinstance(labels, list) or len(labels) != len(data):
+        raise DataCorruptError(f"{path} is not a CIFAR-10 batch: it needs a (N, 3072) uint8 'data' array and N "
+                               f"'labels'; delete it and fetch it again: python -m kd_lab data cifar10")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
 def _read_cifar(folder: Path, files: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for f in files:
-        with open(folder / f, "rb") as fh:
-            batch = pickle.load(fh, encoding="latin1")
-        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch["labels"], dtype=np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
+    parts = [_read_cifar_batch(folder / f) for f in files]
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def _check_split(name: str, split: str, x: np.ndarray, y: np.ndarray, source: Path) -> None:
+    """As many images as labels, every label a class index: else :class:`DataCorruptError` naming the file."""
+    k = len(spec(name).classes)
+    if len(x) != len(y):
+        raise DataCorruptError(f"{name} {split}: {len(x):,} images but {len(y):,} labels ({source}); fetch the "
+                               f"files again: python -m kd_lab data {name}")
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataCorruptError(f"{name} {split}: {int(bad.sum())} label(s) outside 0..{k - 1}, the first {int(y[i])} "
+                               f"at image {i} ({source}): the file is damaged; delete it and fetch it again: "
+                               f"python -m kd_lab data {name}")
 
 
 @dataclass
@@ -219,6 +381,8 @@ class ImageData:
     std: torch.Tensor = field(repr=False)
     pad: int = 0
     flip: bool = False
+    source_index: torch.Tensor | None = field(default=None, repr=False)   # (N,) indices into the split this
+                                                # was cut from (set by subset; None: this is a whole split)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -235,12 +399,22 @@ class ImageData:
         return len(self.classes)
 
     def to(self, device) -> ImageData:
+        source = None if self.source_index is None else self.source_index.to(device)
         return ImageData(self.x.to(device), self.y.to(device), self.name, self.classes,
-                         self.mean.to(device), self.std.to(device), self.pad, self.flip)
+                         self.mean.to(device), self.std.to(device), self.pad, self.flip, source)
 
     def subset(self, indices: torch.Tensor) -> ImageData:
+        """The images at ``indices``; its ``source_index`` maps them back to the whole split (a subset of a
+        subset too), so that a cache of the whole split (:mod:`kd_lab.teacher_cache`) can serve it."""
         idx = torch.as_tensor(indices, device=self.device)
-        return ImageData(self.x[idx], self.y[idx], self.name, self.classes, self.mean, self.std, self.pad, self.flip)
+        source = idx if self.source_index is None else self.source_index[idx]
+        return ImageData(self.x[idx], self.y[idx], self.name, self.classes, self.mean, self.std, self.pad, self.flip,
+                         source)
+
+    def source_indices(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Indices into the whole split of this data set's images at ``indices`` (all when None)."""
+        own = torch.arange(len(self), device=self.device) if self.source_index is None else self.source_index
+        return own if indices is None else own[indices]
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         return (x_uint8.float() / 255.0 - self.mean) / self.std     # (B, C, H, W) float32
@@ -250,9 +424,11 @@ class ImageData:
         return self.normalize(self.x if indices is None else self.x[indices])
 
     def batches(self, batch_size: int, *, shuffle: bool = True, augment: bool = False,
-                generator: torch.Generator | None = None, with_index: bool = False):
+                generator: torch.Generator | None = None, with_index: bool = False, with_view: bool = False):
         """Yield ``(x, y)`` batches: slices of a permutation drawn on the device, normalised there.
-        ``with_index=True`` yields ``(x, y, idx)``, ``idx`` (B,) the batch's indices into this data set."""
+        ``with_index=True`` yields ``(x, y, idx)``, ``idx`` (B,) the batch's indices into this data set;
+        ``with_view=True`` yields ``(x, y, idx, view)``, ``view`` (B,) each image's augmentation view
+        (:func:`view_images`; the identity view without ``augment``). Either leaves the random stream as is."""
         if not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         n = len(self)
@@ -262,41 +438,91 @@ class ImageData:
             idx = order[start:start + batch_size]
             xb = self.x[idx]                                   # (B, C, H, W) uint8
             if augment:
-                xb = augment_batch(xb, self.pad, self.flip, generator)
-            yield (self.normalize(xb), self.y[idx], idx) if with_index else (self.normalize(xb), self.y[idx])
+                xb, view = augment_batch(xb, self.pad, self.flip, generator, return_views=True)
+            else:
+                view = torch.full_like(idx, identity_view(self.pad))
+            out = (self.normalize(xb), self.y[idx])
+            yield (*out, idx, view) if with_view else (*out, idx) if with_index else out
 
 
-def augment_batch(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random crop with zero padding ``pad`` and random horizontal flip, for a whole batch at once."""
+# ------------------------------------------------------------------------------------------ augmentation
+# A view is one of the augmentation's finitely many outcomes: a crop offset (dy, dx) in {0..2p}² of the image
+# zero-padded by p, then a horizontal flip or not. Its id is (dy·(2p+1) + dx)·2 + flip, 0..2·(2p+1)²−1:
+# 50 views for 28×28 images with p = 2. The identity view (dy = dx = p, no flip) is the image itself.
+def num_views(pad: int) -> int:
+    """The number of view ids of the augmentation with padding ``pad``: 2·(2p+1)² (50 for p = 2)."""
+    return 2 * (2 * pad + 1) ** 2
+
+
+def identity_view(pad: int) -> int:
+    """The id of the un-augmented view (the centre crop, not flipped)."""
+    return (pad * (2 * pad + 1) + pad) * 2
+
+
+def augment_batch(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None = None, *,
+                  return_views: bool = False):
+    """Random crop with zero padding ``pad`` and random horizontal flip, for a whole batch at once.
+
+    ``return_views=True`` returns ``(images, views)``, ``views`` (B,) the id of each image's view, so that
+    ``view_images(x, views, pad)`` renders the same images; the random draws are the same either way."""
+    b, dev = x.shape[0], x.device
+    dy = dx = torch.full((b,), pad, dtype=torch.long, device=dev)              # the centre crop
+    if pad > 0:
+        dy = torch.randint(0, 2 * pad + 1, (b, 1), device=dev, generator=generator).flatten()      # (B,)
+        dx = torch.randint(0, 2 * pad + 1, (b, 1), device=dev, generator=generator).flatten()
+    flipped = torch.zeros(b, dtype=torch.bool, device=dev)
+    if flip:
+        flipped = torch.rand(b, device=dev, generator=generator) < 0.5                              # (B,)
+    out = _render(x, dy, dx, flipped, pad, flip)
+    return (out, (dy * (2 * pad + 1) + dx) * 2 + flipped.long()) if return_views else out
+
+
+def view_images(x: torch.Tensor, views: torch.Tensor, pad: int) -> torch.Tensor:
+    """Images ``x`` (B, C, H, W), any dtype, each seen through its view id (see :func:`num_views`): a crop at
+    offset (dy, dx) of the image zero-padded by ``pad``, flipped horizontally where the view says so."""
+    views = torch.as_tensor(views, device=x.device).long()
+    if views.shape != x.shape[:1] or (views.numel() and not 0 <= int(views.min()) <= int(views.max()) < num_views(pad)):
+        raise ValueError(f"views must be a ({x.shape[0]},) tensor of view ids in 0..{num_views(pad) - 1} for pad "
+                         f"{pad}, got shape {tuple(views.shape)}"
+                         + (f", values {int(views.min())}..{int(views.max())}" if views.numel() else ""))
+    cell = views // 2
+    return _render(x, cell // (2 * pad + 1), cell % (2 * pad + 1), views % 2 == 1, pad, True)
+
+
+def _render(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flipped: torch.Tensor, pad: int,
+            flip: bool) -> torch.Tensor:
+    """Crop each image at offset (dy, dx) (B,) of its zero-padding by ``pad``; flip those where ``flipped``
+    (only when ``flip``: no flip is possible otherwise)."""
     b, c, h, w = x.shape
     dev = x.device
     if pad > 0:
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))               # (B, C, H+2p, W+2p)
-        dy = torch.randint(0, 2 * pad + 1, (b, 1), device=dev, generator=generator)
-        dx = torch.randint(0, 2 * pad + 1, (b, 1), device=dev, generator=generator)
-        rows = (dy + torch.arange(h, device=dev))[:, None, :, None]             # (B, 1, H, 1)
-        cols = (dx + torch.arange(w, device=dev))[:, None, None, :]             # (B, 1, 1, W)
+        rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]    # (B, 1, H, 1)
+        cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]    # (B, 1, 1, W)
         bidx = torch.arange(b, device=dev)[:, None, None, None]
         cidx = torch.arange(c, device=dev)[None, :, None, None]
         x = padded[bidx, cidx, rows, cols]                                      # (B, C, H, W)
     if flip:
-        mask = torch.rand(b, device=dev, generator=generator) < 0.5
-        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+        x = torch.where(flipped[:, None, None, None], x.flip(3), x)
     return x
 
 
 def load(name: str = "fashion-mnist", device="cpu", root: Path | str | None = None,
          **fetch_options) -> tuple[ImageData, ImageData]:
-    """Fetch if needed, then return ``(train, test)`` as :class:`ImageData` on ``device``."""
+    """Fetch if needed, then return ``(train, test)`` as :class:`ImageData` on ``device``. A split whose labels
+    are not class indices, or whose images and labels differ in number, raises :class:`DataCorruptError`."""
     ds = spec(name)
     root = fetch(name, root, **fetch_options)
+    files = _files_dir(name, root)
     if name == "cifar10":
-        (xtr, ytr), (xte, yte) = (_read_cifar(root / ds.folder, _CIFAR_FILES[:5]),
-                                  _read_cifar(root / ds.folder, _CIFAR_FILES[5:]))
+        (xtr, ytr), (xte, yte) = _read_cifar(files, _CIFAR_FILES[:5]), _read_cifar(files, _CIFAR_FILES[5:])
+        sources = files / "data_batch_1..5", files / "test_batch"
     else:
-        raw = root / ds.folder / "raw"
-        xtr, ytr = _read_idx(raw / "train-images-idx3-ubyte"), _read_idx(raw / "train-labels-idx1-ubyte")
-        xte, yte = _read_idx(raw / "t10k-images-idx3-ubyte"), _read_idx(raw / "t10k-labels-idx1-ubyte")
+        xtr, ytr = _read_idx(files / "train-images-idx3-ubyte"), _read_idx(files / "train-labels-idx1-ubyte")
+        xte, yte = _read_idx(files / "t10k-images-idx3-ubyte"), _read_idx(files / "t10k-labels-idx1-ubyte")
+        sources = files / "train-labels-idx1-ubyte", files / "t10k-labels-idx1-ubyte"
+    _check_split(name, "train", xtr, ytr, sources[0])
+    _check_split(name, "test", xte, yte, sources[1])
     mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
     std = torch.tensor(ds.std).view(1, -1, 1, 1)
 

@@ -1,7 +1,10 @@
 """Runs of a method in the course's standard setting, over seeds: what the CLI and the lessons call.
 
-``run_method("kd", labeled=1000, seed=0)`` loads the data on the device, draws a seeded class-balanced
-labeled subset, builds a fresh student, fetches the cached teacher when the method needs one, and fits.
+``run_method("kd", labeled=1000, seed=0)`` loads the data on the device, holds out the protocol's validation
+split, draws a seeded class-balanced labeled subset from the other training images, builds a fresh student,
+fetches the cached teacher when the method needs one, fits, and measures the validation accuracy at the end.
+
+The evaluation protocol every reported number follows is :data:`PROTOCOL` (written into every results file).
 """
 from __future__ import annotations
 
@@ -14,11 +17,28 @@ from . import data as kd_data
 from .methods import make_method, method_info
 from .models import build_model
 from .stats import format_mean_std, mean_std
-from .train import History, fit, pick_device, quick_mode, seed_everything
+from .teacher_cache import TeacherCache
+from .train import History, evaluate, fit, pick_device, quick_mode, seed_everything
 from .zoo import default_recipe, get_teacher
 
 __all__ = ["Setting", "train_student", "train_method", "run_method", "summarize", "mean_std", "load_data", "compare",
-           "accuracies", "method_teacher"]
+           "accuracies", "method_teacher", "teacher_recipe", "PROTOCOL", "VALIDATION_SEED", "protocol_text",
+           "validation_size", "validation_indices", "validation_accuracy"]
+
+VALIDATION_SEED = 271828            # the protocol's fixed seed of the validation draw (no run uses it as its seed)
+VALIDATION_DEFAULT, VALIDATION_QUICK = 5000, 1000
+
+# The evaluation protocol, stated once: results files (kd_lab.sweep) and README's "Evaluation protocol" quote it.
+PROTOCOL = (
+    "Evaluation protocol: every run reports its test accuracy after the last step (never the best epoch) on "
+    "{test}, and its validation accuracy after the last step on {validation} training images held out of the "
+    "training split (a class-balanced draw with the fixed protocol seed {validation_seed}, the same for every "
+    "seed and method, disjoint from every labeled subset and from SSLD's unlabeled pool, never trained on; the "
+    "teachers, trained before the split, may have seen them). A choice between arms is made on validation "
+    "accuracy; the test set chooses nothing. Seeds {seeds}: a seed fixes the labeled subset, the initial weights "
+    "and the batch order. Mean ± sample std over seeds; an arm's effect is paired by seed, d_s = acc(arm, s) − "
+    "acc(baseline, s), reported as mean ± std of the d_s with the 95 % Student-t interval "
+    "d̄ ± t(0.975, n−1) · s_d / √n over n pairs.")
 
 
 @dataclass
@@ -37,6 +57,11 @@ class Setting:
     steps: int | None = None          # a budget in optimizer steps, the same for every method whatever its
                                       # training set: then epochs = round(steps / steps per epoch) (at least 1),
                                       # and accuracy is measured at the same fraction eval_every / epochs of the run
+    validation: int | None = None     # training images held out for validation (PROTOCOL), never trained on;
+                                      # None: 5,000 (1,000 in quick mode); 0: no validation split
+    teacher: str | None = None        # teacher recipe (kd_lab.recipes.RECIPES); None: the method's own
+    teacher_cache: bool = True        # read the teacher outputs a method declares from an (image, view) cache
+                                      # (kd_lab.teacher_cache: the same numbers, the teacher's work done once)
 
     @classmethod
     def default(cls, **overrides) -> Setting:
@@ -56,17 +81,63 @@ def load_data(dataset: str, device) -> tuple[kd_data.ImageData, kd_data.ImageDat
     return _DATA_CACHE[key]
 
 
+def protocol_text(setting: Setting, seeds=None) -> str:
+    """:data:`PROTOCOL` filled in with ``setting``'s test and validation sizes and the ``seeds``."""
+    test = "the whole test split" if setting.test_size is None else f"the first {setting.test_size:,} test images"
+    return PROTOCOL.format(test=test, validation=f"{validation_size(setting):,}", validation_seed=VALIDATION_SEED,
+                           seeds=", ".join(map(str, seeds)) if seeds is not None else "as listed")
+
+
+def validation_size(setting: Setting) -> int:
+    """The number of held-out validation images: ``setting.validation``, or the protocol's default (5,000; 1,000
+    in quick mode) when it is None."""
+    n = setting.validation
+    if n is None:
+        return VALIDATION_QUICK if quick_mode() else VALIDATION_DEFAULT
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"validation must be a non-negative integer (0: no validation split) or None, got {n!r}")
+    return n
+
+
+def validation_indices(setting: Setting, train) -> torch.Tensor:
+    """Sorted indices (on the CPU) of the validation images of the training split ``train``: a class-balanced
+    draw of :func:`validation_size` images with the fixed :data:`VALIDATION_SEED`, whatever the run's seed."""
+    n = validation_size(setting)
+    if n == 0:
+        return torch.empty(0, dtype=torch.long)
+    if n >= len(train):
+        raise ValueError(f"validation must leave training images: got {n} of the {len(train)} of {setting.dataset}")
+    return kd_data.labeled_split(train.y, n, seed=VALIDATION_SEED).labeled
+
+
 def _labeled_indices(setting: Setting, seed: int, train, train_indices=None) -> torch.Tensor | None:
     """Indices of the labeled images in the training split (None: all of it): ``train_indices``, else a seeded
-    class-balanced draw of ``setting.labeled`` images among the first ``setting.labeled_from``."""
+    class-balanced draw of ``setting.labeled`` images among the first ``setting.labeled_from``, outside the
+    validation split (:func:`validation_indices`; with no validation split the draw is the same as before it
+    existed). ``labeled=None`` gives every training image outside the validation split."""
     if train_indices is not None:
         return torch.as_tensor(train_indices).cpu()
     n = setting.labeled_from
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= len(train)):
         raise ValueError(f"labeled_from must be an integer in 1..{len(train)} or None, got {n!r}")
+    held_out = validation_indices(setting, train)
+    if len(held_out) == 0:
+        if setting.labeled is None:
+            return None if n is None else torch.arange(n)
+        return kd_data.labeled_split(train.y if n is None else train.y[:n], setting.labeled, seed=seed).labeled
+    free = torch.ones(len(train), dtype=torch.bool)
+    free[held_out] = False
+    if n is not None:
+        free[n:] = False
+    candidates = torch.nonzero(free).flatten()                        # sorted, outside the validation split
     if setting.labeled is None:
-        return None if n is None else torch.arange(n)
-    return kd_data.labeled_split(train.y if n is None else train.y[:n], setting.labeled, seed=seed).labeled
+        return candidates
+    if isinstance(setting.labeled, int) and not isinstance(setting.labeled, bool) and setting.labeled > len(candidates):
+        raise ValueError(f"labeled size must be an integer in 1..{len(candidates)} (the training images"
+                         + (f" among the first {n}" if n else "") + f" outside the {len(held_out)} validation "
+                         f"images), got {setting.labeled}")
+    chosen = kd_data.labeled_split(train.y[candidates.to(train.device)], setting.labeled, seed=seed).labeled
+    return candidates[chosen]
 
 
 def _test_view(setting: Setting, test):
@@ -83,7 +154,8 @@ def train_student(method: str, setting: Setting | None = None, seed: int = 0, de
 
     ``callback``, ``callback_every``, ``stop`` and ``history`` go to :func:`kd_lab.train.fit`.
     ``train_indices`` (indices into the training split) replaces the seeded labeled subset, e.g. a
-    transfer set without one class.
+    transfer set without one class (then the validation accuracy is measured only when they avoid the
+    validation split).
     """
     m, h = train_method(method, setting, seed, device, teacher, progress, callback, callback_every, stop,
                         history, train_indices, **options)
@@ -96,35 +168,65 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
     """Like :func:`train_student`, returning ``(method, History)``: the trained :class:`Method` keeps every
     module it trained besides the student (e.g. all of DML's peers, ``method.peers``).
 
+    With ``setting.teacher_cache`` (the default), a method that declares ``teacher_outputs`` reads them from a
+    :class:`kd_lab.teacher_cache.TeacherCache` of the training split (its tables persist on disk between runs)
+    instead of running its teacher every step.
+
     The method's ``training_set(train, labeled, test)`` builds its training data from the whole splits and the
-    labeled indices (the labeled images; SSLD adds unlabeled ones); ``setting.steps`` sets the number of epochs."""
+    labeled indices (the labeled images; SSLD adds unlabeled ones, never a validation image: ``held_out``);
+    ``setting.steps`` sets the number of epochs. A finished run's last epoch record gets ``val_acc``, the
+    accuracy on the validation split after the last step (:func:`validation_accuracy`)."""
     setting = setting or Setting.default()
     cls = method_info(method).cls               # an unknown method is an error that lists the registered ones
     dev = pick_device(device)
     full, full_test = load_data(setting.dataset, dev)
     labeled = _labeled_indices(setting, seed, full, train_indices)
+    held_out = validation_indices(setting, full)
     train = full if labeled is None else full.subset(labeled.to(dev))
     test = _test_view(setting, full_test)
     if cls.needs_teacher and teacher is None:
-        teacher = method_teacher(method, setting.dataset, dev)
+        teacher = method_teacher(method, setting.dataset, dev, recipe=setting.teacher)
     seed_everything(seed)
     student = build_model(setting.student, in_channels=train.x.shape[1], num_classes=train.num_classes,
                           image_size=train.x.shape[-1])
     m = make_method(method, student, teacher, **options)
+    m.held_out = held_out                                # SSLD keeps these out of its unlabeled pool
     train = m.training_set(full, labeled, full_test)     # the labeled images, or more (SSLD)
     epochs, eval_every = _budget(setting, len(train))
+    cache = TeacherCache(full) if setting.teacher_cache and m.teacher_outputs else None
     h = fit(m, train, test, epochs=epochs, batch_size=setting.batch_size, lr=setting.lr,
             seed=seed, device=dev, eval_every=eval_every, progress=progress, callback=callback,
-            callback_every=callback_every, stop=stop, history=history)
+            callback_every=callback_every, stop=stop, history=history, teacher_cache=cache)
+    _measure_validation(m, h, full, held_out, labeled)
     return m, h
 
 
-def method_teacher(method: str, dataset: str, device="auto", **kwargs):
-    """The zoo teacher a method trains with: its ``teacher_recipe`` (SSLD: ``first20k``, a teacher that never saw
-    the unlabeled images) or the data set's default, in quick mode the quick variant when none is on disk.
-    ``kwargs`` go to :func:`kd_lab.zoo.get_teacher`."""
-    base = method_info(method).cls.teacher_recipe       # an unknown method is an error
-    return get_teacher(dataset, default_recipe(dataset, base), device=device, **kwargs)
+def _measure_validation(m, h: History, full, held_out: torch.Tensor, labeled) -> None:
+    """Add ``val_acc`` (validation accuracy of the trained student) to the last epoch record of a finished run,
+    unless there is no validation split or the training images (given ``train_indices``) overlap it."""
+    trained_on = torch.arange(len(full)) if labeled is None else torch.as_tensor(labeled).cpu()
+    overlap = torch.isin(held_out, trained_on).any()
+    if h.status != "finished" or not h.epochs or len(held_out) == 0 or overlap:
+        return
+    h.epochs[-1]["val_acc"] = evaluate(m.student, full.subset(held_out.to(full.device))).accuracy
+
+
+def validation_accuracy(h: History) -> float | None:
+    """The validation accuracy (0..1) after a run's last step, None when it was not measured."""
+    return h.epochs[-1].get("val_acc") if h.epochs else None
+
+
+def method_teacher(method: str, dataset: str, device="auto", recipe: str | None = None, **kwargs):
+    """The zoo teacher a method trains with: ``recipe`` when given, else the method's ``teacher_recipe`` (SSLD:
+    ``first20k``, a teacher that never saw the unlabeled images) or the data set's default, in quick mode the
+    quick variant when none is on disk (:func:`teacher_recipe`). ``kwargs`` go to :func:`kd_lab.zoo.get_teacher`."""
+    return get_teacher(dataset, recipe or teacher_recipe(method, dataset), device=device, **kwargs)
+
+
+def teacher_recipe(method: str, dataset: str) -> str | None:
+    """The name of the recipe of the teacher ``method`` trains with by default (None: it needs no teacher)."""
+    cls = method_info(method).cls                       # an unknown method is an error
+    return default_recipe(dataset, cls.teacher_recipe) if cls.needs_teacher else None
 
 
 def _budget(setting: Setting, train_size: int) -> tuple[int, int]:
@@ -144,17 +246,22 @@ def run_method(method: str, setting: Setting | None = None, seed: int = 0, **kwa
 
 def summarize(histories: list[History]) -> dict:
     """Mean and sample standard deviation (:func:`kd_lab.stats.mean_std`: NaN for one seed) of the final test
-    accuracy over seeds, in percent; ``text`` is "mean ± std" with "–" for a missing std."""
-    accs = [100 * h.test_acc for h in histories if h.test_acc is not None]
+    accuracy over the seeds that **finished**, in percent; ``text`` is "mean ± std" with "–" for a missing std.
+    A stopped or failed run's last accuracy is not a result: it never enters the mean (``left_out`` counts
+    those runs)."""
+    done = [h for h in histories if h.status == "finished" and h.test_acc is not None]
+    accs = [100 * h.test_acc for h in done]
     mean, std = mean_std(accs)
-    return {"n": len(accs), "mean": mean, "std": std, "values": accs, "text": format_mean_std(mean, std)}
+    return {"n": len(accs), "mean": mean, "std": std, "values": accs, "text": format_mean_std(mean, std),
+            "left_out": len(histories) - len(done)}
 
 
 def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progress: bool = True,
             **kwargs) -> dict[str, list[History]]:
     """Train every ``label -> (method, options)`` of ``runs`` for every seed on the same setting.
 
-    Returns ``label -> [History per seed]``; a tqdm bar counts the runs.
+    Returns ``label -> [History per seed]``; a tqdm bar counts the runs. A run stopped by Ctrl-C (the
+    notebook's interrupt) stops them all: ``KeyboardInterrupt`` is raised again, no partial result is returned.
     """
     from tqdm.auto import tqdm
     results = {label: [] for label in runs}
@@ -162,7 +269,11 @@ def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progres
     for label, (method, options) in runs.items():
         for seed in seeds:
             bar.set_postfix_str(f"{label}, seed {seed}")
-            results[label].append(run_method(method, setting, seed=seed, progress=False, **kwargs, **options))
+            h = run_method(method, setting, seed=seed, progress=False, **kwargs, **options)
+            if h.status == "stopped":
+                bar.close()
+                raise KeyboardInterrupt(f"run {label!r} of seed {seed} was stopped; the remaining runs are not run")
+            results[label].append(h)
             bar.update(1)
     bar.close()
     return results

@@ -24,7 +24,17 @@ Conventions shared by every function:
   the functions;
 * bad inputs (mismatched shapes, wrong number of dims, empty batch,
   non-positive temperature, ...) raise a ``ValueError`` whose message names
-  the offending value and what is allowed.
+  the offending value and what is allowed;
+* no silent NaN: a temperature must be finite and at most
+  :data:`MAX_TEMPERATURE` (the loss is scaled by T², which must stay a
+  float32 number), and while :data:`CHECK_FINITE` is True (the default)
+  every loss checks that its inputs hold no NaN or ±inf and raises a
+  ``ValueError`` naming the input otherwise (a diverged network, a bad
+  weight or learning rate). That check costs one pass over the inputs and,
+  on a GPU, one host-device synchronisation per call (all inputs at once);
+  ``kd_lab.losses.CHECK_FINITE = False`` turns it off, e.g. to time a GPU
+  loop. The building blocks :func:`ofd_target` and :func:`ofd_mask` do not
+  check (:func:`ofd_loss`, which calls them, does).
 
 Shapes: ``B`` batch size, ``C`` classes or channels, ``H, W`` spatial size,
 ``D`` embedding width.
@@ -54,6 +64,14 @@ __all__ = [
 ]
 
 _EPS = 1e-12  # guards sqrt / division in the relation losses
+
+MAX_TEMPERATURE = 1000.0
+"""The largest temperature a loss accepts. The response losses are scaled by T²: far above the
+temperatures of the papers (1 to 20) the KL term vanishes while T² grows, so the product is mostly
+rounding error, and from T ≈ 1.8e19 on T² overflows float32 and the loss is NaN."""
+
+CHECK_FINITE = True
+"""Whether every loss checks that its input tensors are finite (see the module docstring)."""
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
@@ -87,10 +105,34 @@ def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, ndim) -> None:
 
 
 def _check_temperature(temperature: float) -> None:
+    if isinstance(temperature, bool):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r} (a bool is not a number)")
     if not temperature > 0:  # also rejects NaN
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if math.isinf(temperature):
         raise ValueError(f"temperature must be finite, got {temperature}")
+    if temperature > MAX_TEMPERATURE:
+        raise ValueError(f"temperature must be at most {MAX_TEMPERATURE:g} (the loss is scaled by T², which "
+                         f"overflows float32 from T ≈ 1.8e19), got {temperature}")
+
+
+def _check_finite(**inputs: Tensor) -> None:
+    """Every tensor of ``inputs`` (name -> tensor) holds only finite values, else a ``ValueError`` that names
+    the first bad one and counts its NaN and ±inf. One host-device transfer for all of them; nothing is
+    checked while :data:`CHECK_FINITE` is False."""
+    if not CHECK_FINITE:
+        return
+    device = next(iter(inputs.values())).device
+    flags = torch.stack([torch.isfinite(x).all().to(device) for x in inputs.values()])  # (n_inputs,)
+    if bool(flags.all()):
+        return
+    name = next(n for n, ok in zip(inputs, flags.tolist()) if not ok)
+    x = inputs[name]
+    nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+    raise ValueError(
+        f"{name} must be finite, got {nan} NaN and {inf} ±inf value(s) among {x.numel()} (shape "
+        f"{tuple(x.shape)}): the network diverged or its input is bad (a learning rate or loss weight too large?)"
+    )
 
 
 def _check_targets(targets: Tensor, logits: Tensor) -> None:
@@ -193,6 +235,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     """
     _check_pair("student_logits", student_logits, "teacher_logits", teacher_logits, ndim=2)
     _check_temperature(temperature)
+    _check_finite(student_logits=student_logits, teacher_logits=teacher_logits)
     log_p_s, log_p_t = _soft_log_probs(student_logits, teacher_logits, temperature)
     return temperature**2 * _kl_rows(log_p_t, log_p_s).mean()
 
@@ -230,6 +273,7 @@ def dkd_parts(
     if student_logits.shape[1] < 2:
         raise ValueError(f"DKD needs at least 2 classes, got C = {student_logits.shape[1]}")
     _check_targets(targets, student_logits)
+    _check_finite(student_logits=student_logits, teacher_logits=teacher_logits)
     s_target, s_others = _split_target(student_logits.float() / temperature, targets)
     t_target, t_others = _split_target(teacher_logits.detach().float() / temperature, targets)
     tckd = _kl_rows(_binary_log_probs(t_target, t_others), _binary_log_probs(s_target, s_others))
@@ -282,6 +326,7 @@ def dml_loss(logits: Tensor, peer_logits: Tensor, temperature: float = 1.0) -> T
     """
     _check_pair("logits", logits, "peer_logits", peer_logits, ndim=2)
     _check_temperature(temperature)
+    _check_finite(logits=logits, peer_logits=peer_logits)
     log_p, log_p_peer = _soft_log_probs(logits, peer_logits, temperature)
     return temperature**2 * _kl_rows(log_p_peer, log_p).mean()
 
@@ -306,6 +351,7 @@ def ssld_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float
     """
     _check_pair("student_logits", student_logits, "teacher_logits", teacher_logits, ndim=2)
     _check_temperature(temperature)
+    _check_finite(student_logits=student_logits, teacher_logits=teacher_logits)
     log_p_s, log_p_t = _soft_log_probs(student_logits, teacher_logits, temperature)
     symmetric = 0.5 * (_kl_rows(log_p_t, log_p_s) + _kl_rows(log_p_s, log_p_t))  # (B,)
     return temperature**2 * symmetric.mean()
@@ -332,6 +378,7 @@ def fitnet_loss(student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
         float32 scalar.
     """
     _check_pair("student_feat", student_feat, "teacher_feat", teacher_feat, ndim=(2, 3, 4))
+    _check_finite(student_feat=student_feat, teacher_feat=teacher_feat)
     return F.mse_loss(student_feat.float(), teacher_feat.detach().float())
 
 
@@ -427,6 +474,7 @@ def ofd_loss(student_feat: Tensor, teacher_feat: Tensor, margin: Tensor) -> Tens
         float32 scalar.
     """
     _check_pair("student_feat", student_feat, "teacher_feat", teacher_feat, ndim=(2, 4))
+    _check_finite(student_feat=student_feat, teacher_feat=teacher_feat)
     target = ofd_target(teacher_feat, margin)  # like teacher_feat
     mask = ofd_mask(student_feat, target)
     squared = (student_feat.float() - target) ** 2 * mask  # like teacher_feat
@@ -451,6 +499,12 @@ def rkd_distance_matrix(emb: Tensor) -> Tensor:
         (B, B) float32 matrix with a zero diagonal.
     """
     _check_embeddings("emb", emb)
+    _check_finite(emb=emb)
+    return _distance_matrix(emb)
+
+
+def _distance_matrix(emb: Tensor) -> Tensor:
+    """:func:`rkd_distance_matrix` without the input checks (its callers have checked)."""
     x = emb.float()  # (B, D)
     squared = (x[:, None, :] - x[None, :, :]).pow(2).sum(dim=2)  # (B, B)
     dist = torch.where(squared > _EPS, squared.clamp(min=_EPS).sqrt(), 0.0)  # (B, B)
@@ -476,8 +530,9 @@ def rkd_distance_loss(student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
         float32 scalar.
     """
     _check_same_batch("student_emb", student_emb, "teacher_emb", teacher_emb)
-    d_s = rkd_distance_matrix(student_emb)  # (B, B)
-    d_t = rkd_distance_matrix(teacher_emb.detach())  # (B, B)
+    _check_finite(student_emb=student_emb, teacher_emb=teacher_emb)
+    d_s = _distance_matrix(student_emb)  # (B, B)
+    d_t = _distance_matrix(teacher_emb.detach())  # (B, B)
     return F.smooth_l1_loss(d_s, d_t, beta=1.0)
 
 
@@ -496,6 +551,12 @@ def rkd_angle_tensor(emb: Tensor) -> Tensor:
         (B, B, B) float32 tensor.
     """
     _check_embeddings("emb", emb)
+    _check_finite(emb=emb)
+    return _angle_tensor(emb)
+
+
+def _angle_tensor(emb: Tensor) -> Tensor:
+    """:func:`rkd_angle_tensor` without the input checks (its callers have checked)."""
     x = emb.float()  # (B, D)
     with torch.autocast(x.device.type, enabled=False):  # autocast would run the einsum in bf16
         e = F.normalize(x[:, None, :] - x[None, :, :], p=2, dim=2, eps=_EPS)  # (B, B, D), e[i, j]
@@ -520,6 +581,7 @@ def rkd_angle_loss(student_emb: Tensor, teacher_emb: Tensor) -> Tensor:
         float32 scalar.
     """
     _check_same_batch("student_emb", student_emb, "teacher_emb", teacher_emb)
-    a_s = rkd_angle_tensor(student_emb)  # (B, B, B)
-    a_t = rkd_angle_tensor(teacher_emb.detach())  # (B, B, B)
+    _check_finite(student_emb=student_emb, teacher_emb=teacher_emb)
+    a_s = _angle_tensor(student_emb)  # (B, B, B)
+    a_t = _angle_tensor(teacher_emb.detach())  # (B, B, B)
     return F.smooth_l1_loss(a_s, a_t, beta=1.0)

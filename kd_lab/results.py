@@ -1,14 +1,17 @@
-"""Reading the results of a comparison (lesson 06): the CSV rows, per-method summaries, effects, the report.
+"""Reading the results of a sweep or a comparison (lesson 06): the CSV rows, summaries, effects, the reports.
 
-:mod:`kd_lab.compare` runs a sweep and appends one row per run to a CSV (columns: :data:`COLUMNS`); this
-module only reads such a file and aggregates it, so a notebook, a widget or a script can look at results
-without the sweep runner. Statistics come from :mod:`kd_lab.stats`: mean ± sample std over seeds, and
-effects **paired by seed**, dₛ = accuracy(method, seed s) − accuracy(reference, seed s), with the 95 %
-Student-t interval d̄ ± t₀.₉₇₅,ₙ₋₁ · s_d / √n.
+:mod:`kd_lab.sweep` (and :mod:`kd_lab.compare`, one sweep of every method) appends one row per run to a CSV
+(columns: :data:`SWEEP_COLUMNS`); this module only reads such a file and aggregates it, so a notebook, a widget or a
+script can look at results without the sweep runner. Statistics come from :mod:`kd_lab.stats`: mean ± sample
+std over seeds, and effects **paired by seed**, dₛ = accuracy(method, seed s) − accuracy(reference, seed s),
+with the 95 % Student-t interval d̄ ± t₀.₉₇₅,ₙ₋₁ · s_d / √n.
 
-A run is identified by (setting key, method, seed, labeled size, options); a CSV may hold several rows of a
-run (a rerun supersedes the earlier one) and several settings. The method registry (:mod:`kd_lab.methods`,
-which needs torch) is imported only by the functions that need the course order or the current options.
+A run is identified by its ``cell_key``, a hash of everything that determines it (rows written before sweeps
+existed, :data:`COLUMNS` only, by setting key, method, seed, labeled size and options); a CSV may hold
+several rows of a run (a rerun supersedes the earlier one) and several settings. A sweep's summary
+(:func:`summarize_sweep`) follows its plan: which cell is which arm at which grid point and seed. The method
+registry (:mod:`kd_lab.methods`, which needs torch) is imported only by the functions that need the course
+order or the current options.
 """
 from __future__ import annotations
 
@@ -20,48 +23,84 @@ from pathlib import Path
 
 from .stats import format_effect, format_mean_std, format_number, mean_std, paired_effect
 
-__all__ = ["COLUMNS", "read_rows", "latest_rows", "current_rows", "options_text", "in_course_order",
-           "labeled_sizes", "per_method", "summarize", "effects", "markdown_table", "setting_of", "write_report"]
+__all__ = ["COLUMNS", "SWEEP_COLUMNS", "read_rows", "latest_rows", "current_rows", "options_text",
+           "in_course_order", "labeled_sizes", "per_method", "summarize", "effects", "markdown_table", "setting_of",
+           "write_report", "cell_rows", "summarize_sweep", "best_on_validation", "sweep_markdown"]
 
+# The columns of every run (a comparison written before sweeps existed, such as results/compare-fashion-mnist.csv,
+# has these only), then the ones a sweep adds: what the runner writes now.
 COLUMNS = ("timestamp", "setting_key", "method", "seed", "labeled", "epochs", "status", "accuracy",
            "images_per_s", "train_images", "train_s", "wall_s", "peak_mem_mb", "memory", "trained_params",
            "device", "error", "options", "setting")
-_FLOATS = ("accuracy", "images_per_s", "train_s", "wall_s", "peak_mem_mb")
-_INTS = ("seed", "epochs", "train_images", "trained_params")
+SWEEP_COLUMNS = (*COLUMNS, "spec", "arm", "grid", "val_accuracy", "threads", "torch_version", "cell_key")
+_FLOATS = ("accuracy", "val_accuracy", "images_per_s", "train_s", "wall_s", "peak_mem_mb")
+_INTS = ("seed", "epochs", "train_images", "trained_params", "threads")
 _COST_COLUMNS = ("images_per_s", "train_s", "wall_s", "peak_mem_mb")
 
 
 # ------------------------------------------------------------------------------------- CSV rows
 def _parse(row: dict) -> dict:
-    """Typed values of a CSV row: floats and ints (empty -> None), labeled as int or ``"all"``."""
-    out = dict(row)
+    """Typed values of a CSV row: floats and ints (empty -> None), labeled as int or ``"all"``; the columns a
+    file of :data:`COLUMNS` only lacks are empty."""
+    out = {k: row.get(k, "") for k in SWEEP_COLUMNS}
     for k in _FLOATS:
-        out[k] = float(row[k]) if row[k] not in ("", None) else None
+        out[k] = float(out[k]) if out[k] not in ("", None) else None
     for k in _INTS:
-        out[k] = int(row[k]) if row[k] not in ("", None) else None
+        out[k] = int(out[k]) if out[k] not in ("", None) else None
     out["labeled"] = row["labeled"] if row["labeled"] == "all" else int(row["labeled"])
     return out
 
 
 def read_rows(path) -> list[dict]:
-    """Every complete row of a comparison CSV (a row cut short by a kill is skipped), typed."""
+    """Every complete row of a sweep or comparison CSV (a row cut short by a kill is skipped), typed. A file of
+    :data:`COLUMNS` only (written before sweeps existed) reads with the sweep's columns empty."""
     path = Path(path)
     text = path.read_text() if path.exists() else ""
     reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))     # every row is one line
     if reader.fieldnames is None:
         return []
-    if tuple(reader.fieldnames) != COLUMNS:
+    if tuple(reader.fieldnames) not in (SWEEP_COLUMNS, COLUMNS):
         raise ValueError(f"{path} is not a kd_lab comparison CSV: its columns are {reader.fieldnames}, "
-                         f"expected {list(COLUMNS)}")
-    return [_parse(r) for r in reader if None not in r and None not in r.values()]
+                         f"expected {list(SWEEP_COLUMNS)}")
+    return [_parse_line(path, reader.line_num, r) for r in reader if None not in r and None not in r.values()]
+
+
+def _parse_line(path: Path, line: int, row: dict) -> dict:
+    """:func:`_parse`, with an error that names the file, the line and the column of a cell that is not a number
+    of its column; an ``ok`` row without a finite accuracy is an error too (it would enter every mean)."""
+    try:
+        out = _parse(row)
+    except ValueError:
+        column, text = next(((k, row.get(k)) for k in (*_FLOATS, *_INTS, "labeled") if not _cell_ok(k, row.get(k))),
+                            ("?", "?"))
+        raise ValueError(f"{path}, line {line}: column {column!r} holds {text!r}, which is not a number; fix or "
+                         f"delete that row") from None
+    if out["status"] == "ok" and (out["accuracy"] is None or not math.isfinite(out["accuracy"])):
+        raise ValueError(f"{path}, line {line}: a run with status 'ok' has accuracy {row.get('accuracy')!r}, not a "
+                         f"finite number; fix or delete that row")
+    return out
+
+
+def _cell_ok(column: str, text) -> bool:
+    """Whether ``text`` reads as the type of ``column`` (empty cells read as None)."""
+    if text in ("", None) or (column == "labeled" and text == "all"):
+        return True
+    try:
+        (float if column in _FLOATS else int)(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _run_id(row: dict) -> tuple:
+    if row.get("cell_key"):
+        return (row["cell_key"],)
     return row["setting_key"], row["method"], int(row["seed"]), str(row["labeled"]), row["options"]
 
 
 def latest_rows(rows: list[dict]) -> list[dict]:
-    """The latest row of each run (same setting key, method, seed, labeled size and options)."""
+    """The latest row of each run (same cell key; without one, same setting key, method, seed, labeled size and
+    options)."""
     latest = {}
     for row in rows:
         latest[_run_id(row)] = row
@@ -209,11 +248,13 @@ def markdown_table(records: list[dict], baseline: str = "scratch") -> str:
 
 
 def setting_of(rows: list[dict]) -> dict:
-    """The shared setting of the rows (one setting key), as stored in their ``setting`` column."""
+    """The shared setting of the rows (one setting key): the fields of their ``setting`` column that every row
+    has with the same value (a field that differs between runs, such as the labeled-set size, is left out)."""
     keys = {r["setting_key"] for r in rows}
     if len(keys) != 1:
         raise ValueError(f"expected the rows of one setting, got {len(keys)}: {sorted(keys)}")
-    return json.loads(rows[0]["setting"])
+    settings = [json.loads(r["setting"]) for r in rows]
+    return {k: v for k, v in settings[0].items() if all(k in s and s[k] == v for s in settings)}
 
 
 def _setting_line(rows: list[dict]) -> str:
@@ -227,3 +268,122 @@ def write_report(rows: list[dict], path, baseline: str = "scratch", setting_key:
                                      _setting_line(chosen), markdown_table(summarize(chosen, baseline), baseline)]))
     Path(path).write_text(text + "\n")
     return text
+
+
+# --------------------------------------------------------------------------------------- sweeps
+def cell_rows(rows: list[dict]) -> dict[str, dict]:
+    """``{cell key: latest row}`` of the rows that have a cell key (a sweep's rows)."""
+    return {r["cell_key"]: r for r in rows if r.get("cell_key")}
+
+
+def summarize_sweep(rows: list[dict], plan: list[dict]) -> list[dict]:
+    """One record per (grid point, arm) of a sweep's ``plan``, in plan order.
+
+    ``plan``: one entry per (grid point, arm, seed) with keys ``point`` (the grid values, a dict), ``arm``,
+    ``method``, ``baseline`` (an arm label, None for an arm compared with nothing) and ``cell_key`` (several
+    entries may share a cell: an arm whose method lacks a swept option runs once for every value of it). A
+    record holds ``n`` ok runs, ``failed`` and ``missing`` cells, test and validation accuracy mean ± sample std
+    (``acc_mean``/``acc_std``, ``val_mean``/``val_std``), the mean cost columns, and the effect on test accuracy
+    over the baseline arm at the same grid point, **paired by seed** (:func:`kd_lab.stats.paired_effect`):
+    ``seeds``, ``differences``, ``diff_mean`` d̄, ``diff_std`` s_d, ``pairs`` n, ``ci_low``/``ci_high`` (the 95 %
+    t-interval d̄ ± t₀.₉₇₅,ₙ₋₁ · s_d / √n), ``paired_verdict`` and ``effect`` (text; "–" without a baseline)."""
+    latest = cell_rows(rows)
+    groups: dict[tuple, dict] = {}
+    for entry in plan:
+        key = (json.dumps(entry["point"], sort_keys=True), entry["arm"])
+        group = groups.setdefault(key, {**entry, "rows": {}})
+        group["rows"][entry["seed"]] = latest.get(entry["cell_key"])
+    records = [_arm_record(g) for g in groups.values()]
+    by_arm = {(r["point_key"], r["arm"]): r for r in records}
+    for rec in records:
+        base = by_arm.get((rec["point_key"], rec["baseline"])) if rec["baseline"] else None
+        rec.update(_paired_to(rec, base))
+    return records
+
+
+def _arm_record(group: dict) -> dict:
+    found = {s: r for s, r in group["rows"].items() if r is not None}
+    ok = {s: r for s, r in found.items() if r["status"] == "ok"}
+    rec = {"point": group["point"], "point_key": json.dumps(group["point"], sort_keys=True), "arm": group["arm"],
+           "method": group["method"], "baseline": group["baseline"], "n": len(ok), "failed": len(found) - len(ok),
+           "missing": len(group["rows"]) - len(found), "test": {s: r["accuracy"] for s, r in ok.items()},
+           "val": {s: r["val_accuracy"] for s, r in ok.items()},
+           "devices": sorted({r["device"] for r in found.values()}),
+           "errors": [f"seed {s}: {r['error']}" for s, r in found.items() if r["status"] != "ok"]}
+    rec["acc_mean"], rec["acc_std"] = mean_std(rec["test"].values())
+    rec["val_mean"], rec["val_std"] = mean_std(rec["val"].values())
+    for col in _COST_COLUMNS:
+        rec[col] = mean_std(r[col] for r in ok.values())[0]
+    return rec
+
+
+def _paired_to(rec: dict, base: dict | None) -> dict:
+    """The effect of ``rec`` over ``base`` paired by seed; empty values when there is no baseline."""
+    if base is None or base is rec:
+        return {"seeds": [], "differences": [], "diff_mean": math.nan, "diff_std": math.nan, "pairs": 0,
+                "ci_low": math.nan, "ci_high": math.nan, "paired_verdict": "", "effect": "–"}
+    e = paired_effect(rec["test"], base["test"])
+    return {"seeds": list(e.seeds), "differences": list(e.differences), "diff_mean": e.mean, "diff_std": e.std,
+            "pairs": e.n, "ci_low": e.ci_low, "ci_high": e.ci_high, "paired_verdict": e.verdict,
+            "effect": format_effect(e)}
+
+
+def best_on_validation(rows: list[dict], arms=None) -> dict:
+    """The arm with the highest mean **validation** accuracy among ``arms`` (default: every arm of ``rows``), from
+    the ok rows of one grid point: ``{"arm", "n", "val_mean", "val_std", "acc_mean", "acc_std"}``. Its test
+    accuracy is reported, never used to choose (ties: the first arm). Rows of several grid points (an arm with a
+    seed twice) are an error: filter them first."""
+    ok = [r for r in rows if r["status"] == "ok" and r["val_accuracy"] is not None]
+    names = list(dict.fromkeys(r["arm"] for r in ok)) if arms is None else list(arms)
+    records = []
+    for arm in names:
+        mine = [r for r in ok if r["arm"] == arm]
+        if len({r["seed"] for r in mine}) != len(mine):
+            raise ValueError(f"arm {arm!r} has a seed twice in the rows: they hold several grid points; pick one")
+        if mine:
+            val, acc = mean_std(r["val_accuracy"] for r in mine), mean_std(r["accuracy"] for r in mine)
+            records.append({"arm": arm, "n": len(mine), "val_mean": val[0], "val_std": val[1], "acc_mean": acc[0],
+                            "acc_std": acc[1]})
+    if not records:
+        raise ValueError(f"no ok run with a validation accuracy among the arms {names}")
+    return max(records, key=lambda r: r["val_mean"])         # max keeps the first of equal values
+
+
+def _point_title(point: dict) -> str:
+    return ", ".join(f"{k} = {'all' if v is None else v}" for k, v in point.items()) or "the one setting"
+
+
+def sweep_markdown(records: list[dict], rows: list[dict] = ()) -> str:
+    """The tables of :func:`summarize_sweep`'s records, one per grid point: per arm n, failed, validation and
+    test accuracy mean ± std, the paired effect over its baseline and the mean cost; the arm best on validation
+    accuracy (chosen on validation only) and failed runs below. ``rows`` (the sweep's) pick the best arm."""
+    blocks = []
+    for point_key in dict.fromkeys(r["point_key"] for r in records):
+        at_point = [r for r in records if r["point_key"] == point_key]
+        lines = [f"### {_point_title(at_point[0]['point'])}", "",
+                 "| arm | method | n | failed | val acc % | test acc % | Δ test vs baseline, paired by seed | "
+                 "images/s | train s | wall s |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for r in at_point:
+            versus = f"{r['effect']} vs {r['baseline']}" if r["pairs"] else "–"
+            lines.append(f"| {r['arm']} | {r['method']} | {r['n']} | {r['failed'] + r['missing']} | "
+                         f"{format_mean_std(r['val_mean'], r['val_std'])} | "
+                         f"{format_mean_std(r['acc_mean'], r['acc_std'])} | {versus} | "
+                         f"{format_number(r['images_per_s'], ',.0f')} | {format_number(r['train_s'], '.1f')} | "
+                         f"{format_number(r['wall_s'], '.1f')} |")
+        lines += _best_line(at_point)
+        errors = [f"- {r['arm']} {e}" for r in at_point for e in r["errors"]]
+        missing = [f"- {r['arm']}: {r['missing']} cell(s) not run yet" for r in at_point if r["missing"]]
+        blocks.append("\n".join(lines + (["", "Failed runs:", *errors] if errors else [])
+                                + (["", "Missing:", *missing] if missing else [])))
+    return "\n\n".join(blocks)
+
+
+def _best_line(at_point: list[dict]) -> list[str]:
+    """"Best on validation: ..." for the arms of one grid point that have validation accuracies."""
+    scored = [r for r in at_point if r["n"] and not math.isnan(r["val_mean"])]
+    if not scored:
+        return []
+    best = max(scored, key=lambda r: r["val_mean"])
+    return ["", f"Best on validation accuracy: **{best['arm']}** (validation "
+                f"{format_mean_std(best['val_mean'], best['val_std'])} %; its test accuracy "
+                f"{format_mean_std(best['acc_mean'], best['acc_std'])} %, reported, not used to choose)."]

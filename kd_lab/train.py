@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_integer, check_number
 from .data import ImageData
 
 __all__ = ["History", "Evaluation", "fit", "evaluate", "pick_device", "device_name", "amp_enabled", "seed_everything",
@@ -156,14 +157,13 @@ def _optimizer(params, name: str, lr: float, weight_decay: float) -> torch.optim
 
 
 def _check_fit_args(epochs, batch_size, lr, train, eval_every=1):
-    if not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(eval_every, int) or eval_every <= 0:
-        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not lr > 0:
+    """Every number of ``fit`` through :func:`kd_lab.checks.check_number`: positive integers (a bool is not
+    one), a learning rate that is a finite number > 0 (an infinite one trains NaN)."""
+    for name, value in (("epochs", epochs), ("eval_every", eval_every), ("batch_size", batch_size)):
+        check_integer(name, value, 1)
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
+    check_number("lr", lr, 0, low_open=True)
     if len(train) == 0:
         raise ValueError("the training set is empty")
 
@@ -171,7 +171,8 @@ def _check_fit_args(epochs, batch_size, lr, train, eval_every=1):
 def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int = 10, batch_size: int = 128,
         lr: float = 0.05, weight_decay: float = 5e-4, optimizer: str = "sgd", seed: int = 0,
         device="auto", amp: str = "auto", augment: bool = True, callback=None, callback_every: int = 50,
-        stop=None, progress: bool = True, history: History | None = None, eval_every: int = 1) -> History:
+        stop=None, progress: bool = True, history: History | None = None, eval_every: int = 1,
+        teacher_cache=None) -> History:
     """Train ``method`` (a :class:`kd_lab.methods.Method`) on ``train``; evaluate on ``test`` every epoch.
 
     Cosine learning-rate schedule over all steps. channels_last on CUDA; bf16 autocast per ``amp``
@@ -185,6 +186,11 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
     with ``is_set()``, e.g. ``threading.Event``) or Ctrl-C ends the run cleanly with its partial
     history. On any other error the history is kept on the exception as ``err.history``.
     Accuracies are measured every ``eval_every`` epochs and after the last one (None in between).
+    ``teacher_cache`` (a :class:`kd_lab.teacher_cache.TeacherCache` of the whole split ``train`` was cut from)
+    serves the teacher outputs a method declares (``method.teacher_outputs``) per (image, augmentation view)
+    instead of running the teacher each step — the same numbers, less work; it is ignored for a method that
+    declares none, and saved when the run ends. The History's config records ``teacher_cache`` (used or not)
+    and, when used, ``teacher_cache_hit_rate``.
     """
     _check_fit_args(epochs, batch_size, lr, train, eval_every)
     dev = pick_device(device)
@@ -200,10 +206,12 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
     gen = torch.Generator(device=dev).manual_seed(seed)
     train, test = train.to(dev), (test.to(dev) if test is not None else None)
+    cache = _attach_cache(teacher_cache, method, train, use_bf16)        # None: the teacher runs every step
     h = history if history is not None else History()
     h.method, h.seed, h.device, h.status = method.name, seed, str(dev), "running"
     h.config = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-                    amp=amp, bf16=use_bf16, augment=augment, train_size=len(train), **method.options())
+                    amp=amp, bf16=use_bf16, augment=augment, train_size=len(train), teacher_cache=cache is not None,
+                    **method.options())
     bar = _progress(progress, epochs * steps_per_epoch, method.name)
     log, step = _StepLog(h), len(h.steps)
     start = time.perf_counter()
@@ -211,9 +219,12 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
         for epoch in range(1, epochs + 1):
             method.train()
             t0, seen = time.perf_counter(), 0
-            for x, y, *idx in train.batches(batch_size, augment=augment, generator=gen, with_index=wants_index):
+            for x, y, *keys in train.batches(batch_size, augment=augment, generator=gen, with_index=wants_index,
+                                             with_view=cache is not None):
                 x, terms = _prepare(x, dev), {}
-                extra = {"index": idx[0]} if wants_index else {}      # (B,) indices into train (a memory bank)
+                if cache is not None:
+                    cache.bind(x, *keys)                      # (B,) indices into train, (B,) views: the cache's keys
+                extra = {"index": keys[0]} if wants_index else {}     # (B,) indices into train (a memory bank)
                 for phase in phases:                          # one phase, unless the method splits its update
                     with _autocast(dev, amp):
                         part = (method.loss_terms(x, y, **extra) if phase is None
@@ -248,7 +259,17 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
         log.flush()
         bar.close()
         method.eval()
+        if cache is not None:
+            cache.detach(method)
+            h.config["teacher_cache_hit_rate"] = cache.hit_rate
     return h
+
+
+def _attach_cache(cache, method, train: ImageData, bf16: bool):
+    """``cache`` attached to ``method`` when the method declares teacher outputs it can serve, else None."""
+    if cache is None or not getattr(method, "teacher_outputs", ()):
+        return None
+    return cache.attach(method, train, bf16)
 
 
 class _StepLog:

@@ -102,10 +102,13 @@ class TrainingPanel(_Panel):
         unknown = sorted(set(knobs) - allowed)
         if unknown:
             raise ValueError(f"method {method!r} has no knob(s) {unknown}; allowed: {sorted(allowed)}")
+        for name, value in knobs.items():       # a slider would clamp a bad value without a word
+            _knob(method, name).validate(name, value)
         self.sliders = {name: knob_widget(_knob(method, name), value) for name, value in knobs.items()}
         self.runs: list[dict] = []
         self.figure = None
         self._stop = threading.Event()
+        self._busy = False                      # a run is in progress (set by train, cleared when it ends)
         self._thread: threading.Thread | None = None
         self._last_draw = 0.0
         self._build()
@@ -128,7 +131,8 @@ class TrainingPanel(_Panel):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True from Train until the run has ended (in its thread, or in the caller's with ``sync=True``)."""
+        return self._busy or (self._thread is not None and self._thread.is_alive())
 
     def values(self) -> dict:
         return {name: s.value for name, s in self.sliders.items()}
@@ -144,6 +148,7 @@ class TrainingPanel(_Panel):
         record = {"run": len(self.runs) + 1, **values, "history": History(), "status": "running"}
         self.runs.append(record)
         self._stop.clear()
+        self._busy = True
         self.train_button.disabled, self.stop_button.disabled = True, False
         job = lambda: self._run(record, setting, options)  # noqa: E731
         if self.sync:
@@ -154,7 +159,11 @@ class TrainingPanel(_Panel):
         return record
 
     def stop(self) -> None:
-        """Ask the run to stop after the current step; its curves and history are kept."""
+        """Ask the run to stop after the current step; its curves and history are kept. With no run in
+        progress there is nothing to stop, and the status says so."""
+        if not self.running:
+            self.status.value = "nothing is running: press Train to start a run"
+            return
         self._stop.set()
         self.status.value = "stopping…"
 
@@ -178,6 +187,7 @@ class TrainingPanel(_Panel):
             record["status"] = "failed"
             self.status.value = f"<span style='color:#b00'>run {record['run']} failed: {html.escape(str(err))}</span>"
         finally:
+            self._busy = False
             self.train_button.disabled, self.stop_button.disabled = False, True
             self._redraw(h, force=True)
 
@@ -227,7 +237,8 @@ class SoftTargetPanel(_Panel):
 
     def __init__(self, logits, labels, classes, temperature: float = 4.0, index: int = 0):
         self.logits, self.labels, self.classes = logits.float().cpu(), labels.cpu(), list(classes)
-        self.temperature = knob_widget(method_info("kd").knobs["temperature"], temperature)
+        knob = method_info("kd").knobs["temperature"]
+        self.temperature = knob_widget(knob, knob.validate("temperature", temperature))
         self.index = w.IntSlider(value=index, min=0, max=len(self.logits) - 1, description="test image",
                                  continuous_update=False)
         self.bars = w.Image(format="png", layout=w.Layout(width="520px"))

@@ -1,4 +1,5 @@
-"""The command line: run (table and --json), teacher, bench, and errors for bad input."""
+"""The command line: run (table and --json), teacher, bench, errors for bad input, and the help of every option."""
+import argparse
 import json
 import os
 import subprocess
@@ -6,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from kd_lab.__main__ import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +46,7 @@ def test_run_scratch_prints_a_table():
     (["run", "scratch", "--alpha", "0.5"], "method 'scratch' has no option(s) ['alpha']"),
     (["run", "kd", "--set", "tau=3"], "method 'kd' has no option(s) ['tau']; allowed: ['alpha', 'temperature']"),
     (["run", "kd", "--set", "oops"], "--set expects KEY=VALUE, got 'oops'"),
-    (["run", "kd", "--batch-size", "0", "--labeled", "100"], "batch_size must be a positive integer, got 0"),
+    (["run", "kd", "--batch-size", "0", "--labeled", "100"], "--batch-size must be a positive integer, got 0"),
     (["run", "kd", "--labeled", "70000"], "labeled size must be an integer in 1..60000"),
     (["run", "kd", "--student", "giant"], "unknown model preset 'giant'"),
     (["run", "kd", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
@@ -84,3 +87,64 @@ def test_run_dml_with_three_alternating_heterogeneous_peers():
     assert {"acc_0", "acc_1", "acc_2", "acc_ensemble", "agree_0_1", "agree_0_2"} <= set(record["last_epoch"])
     bad = kd_lab("run", "dml", "--set", "k=7", "--device", "cpu")
     assert bad.returncode == 2 and "k (the number of peers) must be an integer in 2..4, got 7" in bad.stderr
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser, found at run time: a command added later is checked with no change here."""
+    return {name: sub for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name, sub in action.choices.items()}
+
+
+def test_top_level_help_lists_every_command_with_one_line_of_help():
+    parser = build_parser()
+    helps = {a.dest: a.help for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+             for a in action._choices_actions}
+    assert set(helps) == set(_commands(parser)) and len(helps) >= 6
+    done = kd_lab("--help", env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for name, text in helps.items():
+        assert text, f"command {name!r} has no help line"
+        assert any(line.split(None, 1) == [name, text] for line in lines), (name, done.stdout)
+
+
+def _shown_help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """The option's help as ``--help`` prints it (defaults filled in)."""
+    return parser._get_formatter()._expand_help(action) if action.help else ""
+
+
+@pytest.mark.parametrize("command", sorted(_commands(build_parser())))
+def test_every_option_has_help_that_states_its_default(command, capsys):
+    parser = _commands(build_parser())[command]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        shown = _shown_help(parser, action)
+        assert shown.strip(), f"{command} {name}: no help text"
+        takes_value = action.nargs != 0
+        optional = bool(action.option_strings) or action.nargs in ("?", "*")
+        if takes_value and optional:       # a flag needs none; an option or an optional positional says its default
+            assert "default" in shown, f"{command} {name}: the help does not state the default: {shown!r}"
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args([command, "--help"])
+    assert stop.value.code == 0 and "usage: python -m kd_lab " + command in capsys.readouterr().out
+
+
+def test_options_with_a_fixed_set_of_values_list_them():
+    from kd_lab.data import DATASETS
+    from kd_lab.methods import method_names
+    from kd_lab.models import PRESETS
+    from kd_lab.recipes import RECIPES
+    allowed = {"dataset": DATASETS, "name": DATASETS, "student": PRESETS, "recipe": RECIPES,
+               "teacher_recipe": RECIPES, "method": method_names(), "amp": ("auto", "bf16", "off"),
+               "device": ("auto", "cpu", "cuda", "mps")}
+    checked = 0
+    for command, parser in _commands(build_parser()).items():
+        for action in parser._actions:
+            if action.dest in allowed and action.nargs != 0:
+                shown = _shown_help(parser, action)
+                missing = [v for v in allowed[action.dest] if v not in shown]
+                assert not missing, f"{command} {action.dest}: help does not name {missing}: {shown!r}"
+                checked += 1
+    assert checked >= 12

@@ -1,7 +1,9 @@
-"""kd_lab.compare (lesson 06): the CSV of runs and its schema, resume after a kill, failed runs, changed
-settings, the summary table, effects; the per-method benchmark; plot_comparison; ComparisonPanel; the
-lesson's exercise checks. Runs are real (Fashion-MNIST, 1 epoch on 100 labeled images, CPU)."""
+"""kd_lab.compare (lesson 06), a sweep of every method: the CSV of runs and its schema, resume after a kill,
+failed runs, changed settings and method defaults, the summary table, effects; the per-method benchmark;
+plot_comparison; ComparisonPanel; the lesson's exercise checks. Runs are real (Fashion-MNIST, 1 epoch on 100
+labeled images, CPU)."""
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -18,9 +20,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from kd_lab import bench, compare, exercises, viz
+from kd_lab import bench, compare, exercises, methods, sweep, viz
 from kd_lab.__main__ import main as cli_main
-from kd_lab.experiments import Setting
+from kd_lab.experiments import Setting, teacher_recipe, validation_size
 from kd_lab.methods import METHODS, Method, method_options
 from kd_lab.models import build_model, count_parameters
 from kd_lab.train import device_name
@@ -87,7 +89,7 @@ def test_csv_has_the_schema_and_one_consistent_row_per_run(tiny_csv):
     out, rows = tiny_csv
     with out.open(newline="") as f:
         raw = list(csv.reader(f))
-    assert tuple(raw[0]) == compare.COLUMNS and len(raw) == 1 + 4
+    assert tuple(raw[0]) == compare.SWEEP_COLUMNS and len(raw) == 1 + 4
     assert [(r["method"], r["seed"]) for r in rows] == [("scratch", 0), ("kd", 0), ("scratch", 1), ("kd", 1)]
     params = count_parameters(build_model("student"))
     for r in rows:
@@ -98,21 +100,25 @@ def test_csv_has_the_schema_and_one_consistent_row_per_run(tiny_csv):
         assert r["wall_s"] >= r["train_s"] > 0 and r["peak_mem_mb"] >= 0 and r["trained_params"] == params
         assert r["device"] == device_name("cpu") and r["memory"] in ("peak RSS growth (VmHWM)", "maxrss growth")
         assert json.loads(r["options"]) == method_options(r["method"])
-        shared = {k: v for k, v in asdict(TINY).items() if k != "labeled"}
-        assert json.loads(r["setting"]) == {**shared, "device": "cpu"}
+        assert json.loads(r["setting"]) == {**asdict(TINY), "validation": validation_size(TINY), "device": "cpu",
+                                            "teacher": teacher_recipe(r["method"], "fashion-mnist")}
         assert r["setting_key"] == compare.setting_key(TINY, "cpu")[0]
+        assert r["spec"] == "runs" and r["arm"] == r["method"] and json.loads(r["grid"]) == {"labeled": 100}
+        assert 0 <= r["val_accuracy"] <= 100 and len(r["cell_key"]) == 16
 
 
 def test_a_resumed_comparison_runs_only_what_is_missing(tiny_csv, tmp_path, monkeypatch):
     out = tmp_path / "runs.csv"
     out.write_bytes(tiny_csv[0].read_bytes())
     calls = []
-    real = compare.train_method
-    monkeypatch.setattr(compare, "train_method", lambda m, s, **kw: calls.append((m, s.labeled, kw["seed"])) or
+    real = sweep.train_method
+    monkeypatch.setattr(sweep, "_warm_up", lambda *a: calls.append("warm-up"))
+    monkeypatch.setattr(sweep, "_WARMED", set())
+    monkeypatch.setattr(sweep, "train_method", lambda m, s, **kw: calls.append((m, s.labeled, kw["seed"])) or
                         real(m, s, **kw))
     rows = compare.run_comparison("scratch,kd", seeds=3, labeled=100, setting=TINY, device="cpu", out=out,
                                   progress=False)
-    assert calls[1:] == [("scratch", 100, 2), ("kd", 100, 2)]      # calls[0]: the unrecorded warm-up
+    assert calls == ["warm-up", ("scratch", 100, 2), ("kd", 100, 2)]       # one unrecorded warm-up first
     assert [(r["method"], r["seed"]) for r in rows][-2:] == [("scratch", 2), ("kd", 2)] and len(rows) == 6
     assert out.read_text().startswith(tiny_csv[0].read_text())    # the old rows are untouched
     calls.clear()
@@ -120,15 +126,22 @@ def test_a_resumed_comparison_runs_only_what_is_missing(tiny_csv, tmp_path, monk
     assert calls == []                                             # everything done: nothing runs, no warm-up
 
 
-def test_the_cli_report_covers_every_current_run_of_the_setting(tiny_csv, tmp_path, capsys):
+def test_the_cli_report_is_the_sweeps_with_the_protocol(tiny_csv, tmp_path, capsys):
     out = tmp_path / "runs.csv"
     out.write_bytes(tiny_csv[0].read_bytes())
-    args = ["--labeled", "100", "--epochs", "1", "--batch-size", "64", "--test-size", "200", "--device", "cpu"]
-    assert cli_main(["compare", "--methods", "kd", "--seeds", "1", "--out", str(out), *args]) == 0
-    printed = capsys.readouterr().out                          # nothing to train: the rows match TINY's key
-    assert "resuming" in printed and "| scratch | 100 | 2 | 0 |" in printed and "| kd | 100 | 2 | 0 |" in printed
+    args = ["--labeled", "100", "--epochs", "1", "--batch-size", "64", "--test-size", "200", "--device", "cpu",
+            "--eval-every", "1"]
+    assert cli_main(["compare", "--methods", "scratch,kd", "--seeds", "2", "--out", str(out), *args]) == 0
+    printed = capsys.readouterr().out                          # nothing to train: the rows are TINY's cells
+    assert "resuming" in printed and "| scratch | scratch | 2 | 0 |" in printed and "| kd | kd | 2 | 0 |" in printed
     assert out.read_text() == tiny_csv[0].read_text()
-    assert out.with_suffix(".md").read_text().startswith(f"# Comparison ({compare.setting_key(TINY, 'cpu')[0]})")
+    report = out.with_suffix(".md").read_text()
+    assert report.startswith("# Sweep runs") and f"Setting ({compare.setting_key(TINY, 'cpu')[0]})" in report
+    assert "Evaluation protocol: every run reports its test accuracy after the last step" in report
+    kd = [r["accuracy"] for r in tiny_csv[1] if r["method"] == "kd"]
+    scratch = [r["accuracy"] for r in tiny_csv[1] if r["method"] == "scratch"]
+    d = [a - b for a, b in zip(kd, scratch)]
+    assert f"| {statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f} (95 % CI " in report    # paired by seed
 
 
 def test_a_changed_setting_does_not_mix_with_old_rows(tiny_csv, tmp_path):
@@ -144,16 +157,20 @@ def test_a_changed_setting_does_not_mix_with_old_rows(tiny_csv, tmp_path):
     assert [r["n"] for r in compare.summarize(compare.read_rows(out), setting_key=rows[0]["setting_key"])] == [1]
 
 
-def test_rows_made_with_other_method_defaults_are_not_current(tiny_csv, tmp_path):
-    out = tmp_path / "runs.csv"
-    old = '"{""alpha"": 0.9, ""temperature"": 4.0}"'
-    assert tiny_csv[0].read_text().count(old) == 2
-    out.write_text(tiny_csv[0].read_text().replace(old, '"{""alpha"": 0.5, ""temperature"": 4.0}"'))
+def test_rows_made_with_other_method_defaults_are_not_current(tiny_csv, monkeypatch):
+    real = sweep.method_info
+
+    def alpha_changed(name):                                        # as if kd's default alpha became 0.5
+        info = real(name)
+        return dataclasses.replace(info, defaults={**info.defaults, "alpha": 0.5}) if name == "kd" else info
+
+    monkeypatch.setattr(sweep, "method_info", alpha_changed)
+    monkeypatch.setattr(methods, "method_options", lambda name: dict(alpha_changed(name).defaults))
     key = compare.setting_key(TINY, "cpu")[0]
-    assert [(r["method"], r["seed"]) for r in compare.current_rows(compare.read_rows(out), key)] == \
-        [("scratch", 0), ("scratch", 1)]                          # kd's default alpha is 0.9 now: rerun it
-    todo = compare._todo(out, key, ["scratch", "kd"], [0, 1], [100], resume=True)
-    assert todo == {(100, 0, "kd"), (100, 1, "kd")}
+    assert [(r["method"], r["seed"]) for r in compare.current_rows(compare.read_rows(tiny_csv[0]), key)] == \
+        [("scratch", 0), ("scratch", 1)]                          # the kd rows were made with alpha 0.9
+    cells, _ = sweep.plan_cells(compare.comparison_spec("scratch,kd", 2, 100, TINY, name="runs"), "cpu")
+    assert [(c["method"], c["seed"]) for c in sweep.todo_cells(cells, tiny_csv[0])] == [("kd", 0), ("kd", 1)]
 
 
 def test_a_method_that_raises_is_recorded_as_failed_and_the_rest_go_on(tmp_path, monkeypatch):
@@ -179,7 +196,7 @@ def test_a_line_cut_by_a_kill_is_ignored_and_dropped_before_the_next_row(tiny_cs
     good = tiny_csv[0].read_text()
     out.write_text(good + good.splitlines()[1][:57])              # a row cut in the middle, no newline
     assert len(compare.read_rows(out)) == 4
-    compare._append_row(out, {**tiny_csv[1][0], "seed": 7})
+    sweep._append_row(out, {**tiny_csv[1][0], "seed": 7})
     lines = out.read_text().splitlines()
     assert len(lines) == 6 and lines[:5] == good.splitlines() and ",7," in lines[5]
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
@@ -204,11 +221,11 @@ def test_a_killed_comparison_picks_up_where_it_was(tmp_path):
         f.write("2026-01-01T00:00:00+00:00,abc,kd,1,10")            # as if the kill had cut a row short
     done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"resuming {out}: {len(before)} of 4 runs already done" in done.stdout
+    assert f"resuming {out}: {len(before)} of 4 cells already done" in done.stdout
     after = compare.read_rows(out)
     assert after[:len(before)] == before and len(after) == 4       # finished runs were not redone
     assert sorted((r["method"], r["seed"]) for r in after) == [("kd", 0), ("kd", 1), ("scratch", 0), ("scratch", 1)]
-    assert "| scratch | 100 | 2 | 0 |" in done.stdout and out.with_suffix(".md").exists()
+    assert "| scratch | scratch | 2 | 0 |" in done.stdout and out.with_suffix(".md").exists()
 
 
 def test_sigterm_stops_the_comparison_with_exit_130_and_a_valid_csv(tmp_path):
@@ -230,14 +247,14 @@ def test_sigterm_stops_the_comparison_with_exit_130_and_a_valid_csv(tmp_path):
 
 
 def test_the_memory_probe_sees_an_allocation_made_during_the_run(monkeypatch):
-    probe = compare._MemoryProbe(torch.device("cpu"))
+    probe = sweep._MemoryProbe(torch.device("cpu"))
     block = torch.ones(50_000_000)                                  # 200 MB, touched
     assert probe.peak_mb() >= 0.9 * block.numel() * 4 / 2**20
     del block
-    monkeypatch.setattr(compare, "_reset_peak_rss", lambda: False)   # not Linux: getrusage's maxrss
-    assert compare._MemoryProbe(torch.device("cpu")).kind == "maxrss growth"
-    monkeypatch.setattr(compare, "_maxrss_mb", lambda: None)          # Windows: no resource module
-    probe = compare._MemoryProbe(torch.device("cpu"))
+    monkeypatch.setattr(sweep, "_reset_peak_rss", lambda: False)     # not Linux: getrusage's maxrss
+    assert sweep._MemoryProbe(torch.device("cpu")).kind == "maxrss growth"
+    monkeypatch.setattr(sweep, "_maxrss_mb", lambda: None)            # Windows: no resource module
+    probe = sweep._MemoryProbe(torch.device("cpu"))
     assert probe.kind == "not measured" and probe.peak_mb() is None
 
 
@@ -291,10 +308,11 @@ def test_per_method_and_effects():
 @pytest.mark.parametrize("args,message", [
     (["--methods", "nope"], "unknown method(s) ['nope']; choose from ['scratch', 'kd'"),
     (["--labeled", "0"], "labeled sizes must be positive integers or 'all', got '0'"),
-    (["--labeled", "70000"], "labeled sizes [70000] exceed the 60000 training images of fashion-mnist"),
+    (["--labeled", "70000"], "labeled sizes [70000] exceed the 59000 training images of fashion-mnist outside the "
+                             "1000 validation images"),
     (["--seeds", "0"], "seeds must be a positive number of seeds, got 0"),
     (["--epochs", "0"], "epochs must be a positive integer, got 0"),
-    (["--student", "giant"], "unknown model preset 'giant'"),
+    (["--student", "giant"], "student = 'giant' is not allowed; expected a model preset, one of ['teacher'"),
     (["--device", "tpu9"], "unknown device 'tpu9'"),
 ])
 def test_compare_bad_input_exits_2_with_a_clear_message(args, message, capsys, tmp_path):

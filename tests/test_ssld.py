@@ -411,7 +411,7 @@ def test_unlabeled_curve():
 # ------------------------------------------------------------------------------------- widget, exercises
 def test_training_panel_with_ssld_knobs(mlp_teacher):
     setting = Setting(labeled=200, labeled_from=20000, steps=8, batch_size=100, test_size=200)
-    panel = TrainingPanel("ssld", {"labeled": 200, "top_k": 100, "temperature": 1.0, "steps": 8}, setting,
+    panel = TrainingPanel("ssld", {"labeled": 200, "top_k": 100, "temperature": 1.0, "steps": 10}, setting,
                           device="cpu", teacher=mlp_teacher, sync=True, redraw_s=0.0)
     panel.sliders["top_k"].value = 200
     panel.sliders["temperature"].value = 2.0

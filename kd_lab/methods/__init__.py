@@ -20,6 +20,7 @@ from ._base import (
                     Knob,
                     Method,
                     MethodInfo,
+                    check_options,
                     make_method,
                     method_info,
                     method_names,
@@ -36,6 +37,6 @@ from .relation import KDRKD, RKD, RKDAngle, RKDDistance  # lesson 05
 from .response import DKD, KD, Scratch  # lesson 01 (importing a family registers its methods)
 
 __all__ = ["Method", "Knob", "KNOB_SCALES", "MethodInfo", "METHODS", "register", "register_preset", "unregister",
-           "preset", "method_names", "method_info", "method_options", "make_method",
+           "preset", "method_names", "method_info", "method_options", "check_options", "make_method",
            "Scratch", "KD", "DKD", "SSLD", "DML", "FeatureKD", "FitNet", "OFD", "OFDKD", "UDML", "RKD",
            "RKDDistance", "RKDAngle", "KDRKD", "parse_stages", "DML_MODES", "SSLD_UNLABELED", "SSLD_OBJECTIVES"]

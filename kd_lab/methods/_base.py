@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,8 +24,11 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
+from ..checks import check_number
+from ..losses import MAX_TEMPERATURE
+
 __all__ = ["Method", "Knob", "KNOB_SCALES", "MethodInfo", "register", "register_preset", "unregister", "METHODS",
-           "method_names", "method_info", "method_options", "make_method", "preset"]
+           "method_names", "method_info", "method_options", "check_options", "make_method", "preset"]
 
 
 class Method(nn.Module):
@@ -36,6 +40,9 @@ class Method(nn.Module):
     live_metrics: tuple[str, ...] = ()  # epoch-metric names a TrainingPanel draws live (e.g. "relation_agreement")
     wants_index = False             # True: fit calls loss_terms(x, y, phase, index=idx), idx (B,) indices into train
     probe_size = 256                # test images of the fixed probe that epoch_metrics measures on (RKD, OFD, U-DML)
+    teacher_outputs: tuple[str, ...] = ()   # what loss_terms reads through teacher_output(x): "logits" and/or
+                                    # "embedding", which a run may serve from a cache per (image, view); () = none
+    output_cache = None             # the kd_lab.teacher_cache.TeacherCache fit attaches (None: the teacher runs)
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None):
         super().__init__()
@@ -64,6 +71,15 @@ class Method(nn.Module):
     @torch.no_grad()
     def teacher_forward(self, x: torch.Tensor, features: bool = False):
         return self.teacher(x, features=features)
+
+    def teacher_output(self, x: torch.Tensor):
+        """The frozen teacher's outputs for the batch ``x``, no gradient: ``.logits`` (B, K), ``.embedding`` (B, D).
+
+        When :func:`kd_lab.train.fit` has bound a teacher-output cache to this batch, they are read from it: the
+        numbers the teacher gives for each image's augmentation view (:mod:`kd_lab.teacher_cache`), with only
+        the kinds of :attr:`teacher_outputs` filled; otherwise the teacher computes them now."""
+        cached = self.output_cache.outputs_for(x) if self.output_cache is not None else None
+        return cached if cached is not None else self.teacher_forward(x, features=True)
 
     def phases(self) -> list:
         """The optimizer steps of one batch, each passed to ``loss_terms`` as ``phase`` (default: one, ``None``,
@@ -101,16 +117,38 @@ class Method(nn.Module):
 
 # ------------------------------------------------------------------------------------ option checks
 def _check_weight(name: str, value: float, low: float = 0.0, high: float | None = None) -> float:
-    if not isinstance(value, (int, float)) or value < low or (high is not None and value > high):
-        allowed = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
-    return float(value)
+    """A loss weight: a finite number in ``[low, high]`` (:func:`kd_lab.checks.check_number`). A NaN weight
+    would drop its term silently (a term is left out where its weight is not > 0) or train on NaN."""
+    return check_number(name, value, low, high)
 
 
 def _check_temperature(value: float) -> float:
-    if not isinstance(value, (int, float)) or value <= 0:
+    """A softmax temperature: a finite number in (0, MAX_TEMPERATURE] (:data:`kd_lab.losses.MAX_TEMPERATURE`:
+    above it T² would swamp the other terms, and overflow float32 long before 1e30)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value <= 0:
         raise ValueError(f"temperature must be > 0, got {value!r}")
-    return float(value)
+    return check_number("temperature", value, 0, MAX_TEMPERATURE, low_open=True)
+
+
+def check_options(name: str, options: dict) -> dict:
+    """Check ``options`` of method ``name`` before anything is built or trained (:func:`make_method`, the
+    command line and the widgets call it): every name must be an option of the method, no value may be a
+    NaN or ±inf, and an option whose default is a number (or that has a slider) does not take a bool (True
+    is not the number 1 here). Ranges and types beyond that are the method's ``__init__``'s to check (with
+    :func:`kd_lab.checks.check_number`). Returns ``options``."""
+    info = method_info(name)
+    unknown = sorted(set(options) - set(info.defaults))
+    if unknown:
+        raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {sorted(info.defaults) or 'none'}")
+    for key, value in options.items():
+        default, knob = info.defaults[key], info.knobs.get(key)
+        numeric = (isinstance(default, numbers.Real) and not isinstance(default, bool)) or \
+            (knob is not None and knob.scale != "multiple")
+        if numeric and isinstance(value, bool):
+            raise ValueError(f"{key} must be a number, got {value!r} (a bool is not a number)")
+        if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
+    return options
 
 
 # -------------------------------------------------------------------------------------------- knobs
@@ -144,6 +182,18 @@ class Knob:
         integral = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high, self.step))
         if self.scale in ("int", "multiple") and not integral:
             raise ValueError(f"knob {self.label!r}: an {self.scale!r} knob needs integer low, high and step")
+
+    def validate(self, name: str, value):
+        """``value`` checked for this knob's slider: a finite number in ``[low, high]`` (an integer for an
+        ``"int"`` knob; a ``"multiple"`` knob's value goes through ``parse``). A slider would clamp a value
+        outside its range without a word, so a panel checks its initial values with this."""
+        if self.scale == "multiple":
+            chosen = self.parse(value) if self.parse else tuple(value)
+            allowed = [v for _, v in self.choices]
+            if not chosen or any(c not in allowed for c in chosen):
+                raise ValueError(f"{name} must choose among {allowed}, got {value!r}")
+            return chosen
+        return check_number(f"{name} ({self.label})", value, self.low, self.high, integer=self.scale == "int")
 
     @property
     def exponents(self) -> tuple[float, float]:
@@ -284,7 +334,8 @@ def make_method(name: str, student: nn.Module, teacher: nn.Module | None = None,
         raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {sorted(info.defaults) or 'none'}")
     if info.cls.needs_teacher and teacher is None:
         raise ValueError(f"method {name!r} needs a teacher; pass teacher=... (see kd_lab.zoo.get_teacher)")
-    method = info.cls(student, teacher, **{**info.overrides, **options})
+    method = info.cls(student, teacher, **{**info.overrides, **options})     # its own checks, with their ranges
+    check_options(name, options)                # and no NaN, ±inf or bool number even where __init__ checks none
     method.name = name                  # a preset reports its own name (History.method, the runs' rows)
     return method
 

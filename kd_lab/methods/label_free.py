@@ -27,11 +27,12 @@ class SSLD(Method):
     L = T²·½[KL(p_t ‖ p_s) + KL(p_s ‖ p_t)] (:func:`kd_lab.losses.ssld_loss`), with no ground-truth term, on the
     labeled images L plus unlabeled images U. Term ``ssld`` (``kd`` with ``objective="kd"``: T²·KL(p_t ‖ p_s)).
 
-    U is every training image the teacher was not trained on and that is not in L, less exact duplicates of a
-    test image (and repeats within U). ``unlabeled``: ``"mined"`` keeps the ``top_k`` images per class the
-    teacher is most confident about (:func:`kd_lab.mining.mine`), ``"all"`` keeps U, ``"none"`` trains on L only.
-    ``pool_size`` uses only the first N images of U. The labels of U are never used: its images carry the
-    teacher's labels (for the trainer's train-accuracy probe only; the loss reads no label).
+    U is every training image the teacher was not trained on and that is not in L nor in the validation split
+    (``held_out``), less exact duplicates of a test image (and repeats within U). ``unlabeled``: ``"mined"``
+    keeps the ``top_k`` images per class the teacher is most confident about (:func:`kd_lab.mining.mine`),
+    ``"all"`` keeps U, ``"none"`` trains on L only. ``pool_size`` uses only the first N images of U. The labels
+    of U are never used: its images carry the teacher's labels (for the trainer's train-accuracy probe only; the
+    loss reads no label).
     The teacher must not have seen U: by default it is the zoo's ``first20k`` teacher (training images
     0..19,999). U is derived from the recipe of the teacher passed in (``teacher.zoo_info["recipe"]``, set by
     :func:`kd_lab.zoo.get_teacher`; the default recipe's split otherwise), so it never holds an image the teacher
@@ -40,6 +41,8 @@ class SSLD(Method):
 
     needs_teacher = True
     teacher_recipe = "first20k"             # a teacher of images 0..19,999: the rest can be unlabeled to it
+    teacher_outputs = ("logits",)
+    held_out = None                         # indices of the validation split (set by kd_lab.experiments): not in U
 
     def __init__(self, student, teacher=None, temperature: float = 1.0, unlabeled: str = "mined",
                  top_k: int = 1000, pool_size: int | None = None, objective: str = "ssld"):
@@ -78,6 +81,8 @@ class SSLD(Method):
                              "needs a teacher of part of the split, e.g. "
                              f"kd_lab.zoo.get_teacher(dataset, {self.teacher_recipe!r})")
         excluded[torch.arange(len(train)) if labeled is None else torch.as_tensor(labeled).cpu()] = True
+        if self.held_out is not None:
+            excluded[torch.as_tensor(self.held_out).cpu()] = True      # validation images are never trained on
         pool = torch.nonzero(~excluded).flatten()
         in_test, repeated = duplicates(train.x[pool.to(train.device)], test.x)
         clean = pool[~in_test & ~repeated][: self.pool_size]
@@ -116,6 +121,6 @@ class SSLD(Method):
     def loss_terms(self, x, y, phase=None):
         """The label-free term only; ``y`` is not used."""
         s = self.student(x)                         # (B, K)
-        t = self.teacher_forward(x)                 # (B, K), no grad
+        t = self.teacher_output(x).logits           # (B, K), no grad (from the cache when fit has one)
         loss = losses.ssld_loss if self.objective == "ssld" else losses.kd_loss
         return {self.objective: loss(s, t, self.temperature)}

@@ -45,6 +45,8 @@ class RKD(Method):
         self.angle_weight = _check_weight("angle_weight", angle_weight)
         self.kd_weight = _check_weight("kd_weight", kd_weight, 0.0, 1.0)
         self.temperature = _check_temperature(temperature)
+        self.teacher_outputs = (("logits",) if self.kd_weight > 0 else ()) + (
+            ("embedding",) if self.distance_weight > 0 or self.angle_weight > 0 else ())
 
     def options(self):
         return {"distance_weight": self.distance_weight, "angle_weight": self.angle_weight,
@@ -52,7 +54,7 @@ class RKD(Method):
 
     def loss_terms(self, x, y, phase=None):
         s = self.student(x, features=True)          # logits (B, K), embedding (B, D_s)
-        t = self.teacher_forward(x, features=True)  # logits (B, K), embedding (B, D_t), no grad
+        t = self.teacher_output(x)                  # logits (B, K), embedding (B, D_t), no grad (maybe cached)
         weighted = {                                # term -> (weight, its unweighted loss, computed lazily)
             "ce": (1 - self.kd_weight, lambda: F.cross_entropy(s.logits, y)),
             "kd": (self.kd_weight, lambda: losses.kd_loss(s.logits, t.logits, self.temperature)),

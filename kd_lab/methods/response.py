@@ -33,6 +33,7 @@ class KD(Method):
     L = (1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))."""
 
     needs_teacher = True
+    teacher_outputs = ("logits",)
 
     def __init__(self, student, teacher=None, temperature: float = 4.0, alpha: float = 0.9):
         super().__init__(student, teacher)
@@ -44,7 +45,7 @@ class KD(Method):
 
     def loss_terms(self, x, y, phase=None):
         s = self.student(x)                         # (B, K)
-        t = self.teacher_forward(x)                 # (B, K), no grad
+        t = self.teacher_output(x).logits           # (B, K), no grad (from the cache when fit has one)
         return {"ce": (1 - self.alpha) * F.cross_entropy(s, y),
                 "kd": self.alpha * losses.kd_loss(s, t, self.temperature)}
 
@@ -59,6 +60,7 @@ class DKD(Method):
     (classic KD ties NCKD's weight to the teacher's confidence 1 − p_t[y])."""
 
     needs_teacher = True
+    teacher_outputs = ("logits",)
 
     def __init__(self, student, teacher=None, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0):
         super().__init__(student, teacher)
@@ -71,6 +73,6 @@ class DKD(Method):
 
     def loss_terms(self, x, y, phase=None):
         s = self.student(x)                         # (B, K)
-        t = self.teacher_forward(x)                 # (B, K), no grad
+        t = self.teacher_output(x).logits           # (B, K), no grad (from the cache when fit has one)
         tckd, nckd = losses.dkd_parts(s, t, y, self.temperature)
         return {"ce": F.cross_entropy(s, y), "tckd": self.alpha * tckd, "nckd": self.beta * nckd}
