@@ -219,6 +219,7 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
         for epoch in range(1, epochs + 1):
             method.train()
             t0, seen = time.perf_counter(), 0
+            # for x, y in train.batches(...): images, labels, and the (index, view) keys when a method or cache asks
             for x, y, *keys in train.batches(batch_size, augment=augment, generator=gen, with_index=wants_index,
                                              with_view=cache is not None):
                 x, terms = _prepare(x, dev), {}

@@ -47,7 +47,7 @@ def test_run_scratch_prints_a_table():
     (["run", "kd", "--set", "tau=3"], "method 'kd' has no option(s) ['tau']; allowed: ['alpha', 'temperature']"),
     (["run", "kd", "--set", "oops"], "--set expects KEY=VALUE, got 'oops'"),
     (["run", "kd", "--batch-size", "0", "--labeled", "100"], "--batch-size must be a positive integer, got 0"),
-    (["run", "kd", "--labeled", "70000"], "labeled size must be an integer in 1..60000"),
+    (["run", "kd", "--labeled", "70000"], "labeled size must be an integer in 1..59000"),
     (["run", "kd", "--student", "giant"], "unknown model preset 'giant'"),
     (["run", "kd", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
     (["run", "kd", "--device", "tpu9"], "unknown device 'tpu9'"),

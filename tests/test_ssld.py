@@ -347,7 +347,7 @@ def test_labeled_images_come_from_the_first_n(fashion):
     assert a.max() < 20000 and torch.bincount(train.y[a]).tolist() == [50] * 10
     assert torch.equal(a, _labeled_indices(Setting(labeled=500, labeled_from=20000), 3, train))
     assert not torch.equal(a, _labeled_indices(Setting(labeled=500, labeled_from=20000), 4, train))
-    plain = _labeled_indices(Setting(labeled=500), 3, train)
+    plain = _labeled_indices(Setting(labeled=500, validation=0), 3, train)
     from kd_lab.data import labeled_split
     assert torch.equal(plain, labeled_split(train.y, 500, seed=3).labeled)      # unchanged without labeled_from
     assert torch.equal(_labeled_indices(Setting(labeled=None, labeled_from=30), 0, train), torch.arange(30))
