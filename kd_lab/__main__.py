@@ -271,7 +271,6 @@ def _stop_on_sigterm(signum, frame):
 
 
 def cmd_compare(args) -> int:
-    import signal
     from dataclasses import replace
 
     from . import compare
@@ -284,10 +283,18 @@ def cmd_compare(args) -> int:
     setting = Setting.default(**overrides)
     setting = replace(setting, eval_every=setting.epochs if args.eval_every is None else args.eval_every)
     out = _check_out(args.out) if args.out else compare.default_out(setting.dataset, quick_mode())
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)    # kill: stop like Ctrl-C, the CSV stays valid
+    return _run_resumable(out, lambda: compare.run_comparison(args.methods, args.seeds, args.labeled, setting,
+                                                              args.device, out, resume=args.resume,
+                                                              baseline=args.baseline))
+
+
+def _run_resumable(out, run) -> int:
+    """``run()`` a grid that appends rows to ``out``; SIGTERM (kill) stops it like Ctrl-C, the CSV stays valid and
+    the same command resumes. Prints the report ``out.md`` when it finished."""
+    import signal
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        compare.run_comparison(args.methods, args.seeds, args.labeled, setting, args.device, out,
-                               resume=args.resume, baseline=args.baseline)
+        run()
     except KeyboardInterrupt:
         print(f"interrupted; finished runs are in {out}: run the same command again to resume", file=sys.stderr)
         return 130
@@ -301,7 +308,6 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     """Run (or with --dry-run list) the missing cells of a sweep spec; SIGTERM stops it like Ctrl-C."""
     import os
-    import signal
     if args.quick:
         os.environ["KD_LAB_QUICK"] = "1"          # before anything reads it; worker processes inherit it
     from . import sweep
@@ -315,18 +321,9 @@ def cmd_sweep(args) -> int:
             grid = ", ".join(f"{k}={v}" for k, v in c["grid"].items())
             print(f"  {c['cell_key']}  {c['arm']:<16} seed {c['seed']:<3} {grid}")
         return 0
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        sweep.run_sweep(spec, jobs=args.jobs, executor=args.executor, address=args.address, device=args.device,
-                        threads=args.threads, out=out, resume=not args.fresh)
-    except KeyboardInterrupt:
-        print(f"interrupted; finished runs are in {out}: run the same command again to resume", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(out.with_suffix(".md").read_text())
-    print(f"rows: {out}; report: {out.with_suffix('.md')}")
-    return 0
+    return _run_resumable(out, lambda: sweep.run_sweep(spec, jobs=args.jobs, executor=args.executor,
+                                                       address=args.address, device=args.device,
+                                                       threads=args.threads, out=out, resume=not args.fresh))
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
