@@ -34,7 +34,6 @@ import hashlib
 import io
 import itertools
 import json
-import math
 import os
 import re
 import signal
@@ -47,6 +46,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import check_number
 from .data import DATASETS
 from .experiments import (
     Setting,
@@ -159,8 +159,18 @@ def _with_quick(data: dict, overrides: dict) -> dict:
     return out
 
 
+def _is_number(value, low=None, *, low_open: bool = False, integer: bool = False) -> bool:
+    """Whether :func:`kd_lab.checks.check_number` accepts ``value`` (finite, in range, a bool is no number): the
+    spec's errors then say which file and key, in :func:`_fail`."""
+    try:
+        check_number("value", value, low, low_open=low_open, integer=integer)
+    except ValueError:
+        return False
+    return True
+
+
 def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return _is_number(value, 1, integer=True)
 
 
 def _setting_value(path: str, key: str, value, name: str | None = None):
@@ -173,10 +183,8 @@ def _setting_value(path: str, key: str, value, name: str | None = None):
         "dataset": (lambda v: v in DATASETS, f"one of {list(DATASETS)}"),
         "student": (lambda v: v in PRESETS, f"a model preset, one of {list(PRESETS)}"),
         "teacher": (lambda v: v in RECIPES, f"a teacher recipe, one of {list(RECIPES)}"),
-        "lr": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
-               "a number > 0"),
-        "validation": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                       "an integer >= 0 (0: no validation split)"),
+        "lr": (lambda v: _is_number(v, 0, low_open=True), "a number > 0"),
+        "validation": (lambda v: _is_number(v, 0, integer=True), "an integer >= 0 (0: no validation split)"),
         "labeled": (_positive_int, "a positive integer or 'all'"),
         "test_size": (_positive_int, "a positive integer or 'all'"),
     }
@@ -195,13 +203,12 @@ def _option_value(path: str, key: str, method: str, name: str, value):
         raise ValueError(f"{path}: {key}: method {method!r} has no option {name!r}; its options: "
                          f"{sorted(defaults) or 'none'}")
     default = defaults[name]
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, bool):
         ok, allowed = isinstance(value, bool), "true or false"
     elif isinstance(default, int):
-        ok, allowed = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        ok, allowed = _is_number(value, integer=True), "an integer"
     elif isinstance(default, float):
-        ok, allowed = number and math.isfinite(value), "a finite number"
+        ok, allowed = _is_number(value), "a finite number"
     elif isinstance(default, str):
         ok, allowed = isinstance(value, str), "a string"
     else:
