@@ -1,5 +1,8 @@
 """Shared fixtures: small real Fashion-MNIST subsets on the CPU, a student/teacher pair and a real batch, an
 isolated teacher cache, and a guard that plots never touch pyplot."""
+import importlib
+import pkgutil
+
 import matplotlib.pyplot as plt
 import pytest
 import torch
@@ -51,3 +54,13 @@ def no_pyplot_figures():
     assert plt.get_fignums() == []
     yield
     assert plt.get_fignums() == []
+
+
+def assert_exports_union_of_families(package, families) -> None:
+    """``package`` (kd_lab.viz, kd_lab.exercises) has exactly the modules ``families`` names, and its ``__all__`` is
+    the union of theirs, no name exported by two families."""
+    found = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+    assert found == sorted(families)                      # a new family module needs its entry in the test
+    union = [name for f in found for name in importlib.import_module(f"{package.__name__}.{f}").__all__]
+    assert len(union) == len(set(union)), "a name is exported by two families"
+    assert sorted(package.__all__) == sorted(union)

@@ -1,9 +1,9 @@
 """The self-checks accept right answers and name what is wrong in wrong ones."""
 import importlib
-import pkgutil
 
 import pytest
 import torch
+from conftest import assert_exports_union_of_families
 
 from kd_lab import exercises
 
@@ -204,8 +204,4 @@ def test_each_exercise_family_defines_its_lessons_checks_and_exercises_reexports
 
 
 def test_exercises_export_exactly_the_union_of_its_family_modules():
-    families = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__))
-    assert families == sorted(EXERCISE_FAMILIES)          # a new family module needs its entry above
-    union = [name for f in families for name in importlib.import_module(f"kd_lab.exercises.{f}").__all__]
-    assert len(union) == len(set(union)), "a name is exported by two families"
-    assert sorted(exercises.__all__) == sorted(union)
+    assert_exports_union_of_families(exercises, EXERCISE_FAMILIES)

@@ -2,13 +2,13 @@
 that it runs; no pyplot figure is ever created and importing the module changes no global state."""
 import importlib
 import math
-import pkgutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import assert_exports_union_of_families
 from matplotlib.colors import to_rgba
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
@@ -516,8 +516,4 @@ def test_each_viz_family_defines_its_lessons_plots_and_viz_reexports_them(family
 
 
 def test_viz_exports_exactly_the_union_of_its_family_modules():
-    families = sorted(m.name for m in pkgutil.iter_modules(viz.__path__))
-    assert families == sorted(VIZ_FAMILIES)               # a new family module needs its entry above
-    union = [name for f in families for name in importlib.import_module(f"kd_lab.viz.{f}").__all__]
-    assert len(union) == len(set(union)), "a name is exported by two families"
-    assert sorted(viz.__all__) == sorted(union)
+    assert_exports_union_of_families(viz, VIZ_FAMILIES)
