@@ -214,6 +214,7 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
                     **method.options())
     bar = _progress(progress, epochs * steps_per_epoch, method.name)
     log, step = _StepLog(h), len(h.steps)
+    first, total = step, epochs * steps_per_epoch               # this run's steps: method.set_progress(done, total)
     start = time.perf_counter()
     try:
         for epoch in range(1, epochs + 1):
@@ -226,6 +227,7 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
                 if cache is not None:
                     cache.bind(x, *keys)                      # (B,) indices into train, (B,) views: the cache's keys
                 extra = {"index": keys[0]} if wants_index else {}     # (B,) indices into train (a memory bank)
+                method.set_progress(step - first, total)      # a schedule inside the loss (DKD's warm-up)
                 for phase in phases:                          # one phase, unless the method splits its update
                     with _autocast(dev, amp):
                         part = (method.loss_terms(x, y, **extra) if phase is None

@@ -43,6 +43,7 @@ class Method(nn.Module):
     teacher_outputs: tuple[str, ...] = ()   # what loss_terms reads through teacher_output(x): "logits" and/or
                                     # "embedding", which a run may serve from a cache per (image, view); () = none
     output_cache = None             # the kd_lab.teacher_cache.TeacherCache fit attaches (None: the teacher runs)
+    progress: float | None = None   # the fraction of the run's optimizer steps done (set_progress); None outside fit
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None):
         super().__init__()
@@ -80,6 +81,12 @@ class Method(nn.Module):
         the kinds of :attr:`teacher_outputs` filled; otherwise the teacher computes them now."""
         cached = self.output_cache.outputs_for(x) if self.output_cache is not None else None
         return cached if cached is not None else self.teacher_forward(x, features=True)
+
+    def set_progress(self, done: int, total: int) -> None:
+        """Called by :func:`kd_lab.train.fit` before each batch: ``done`` of the run's ``total`` optimizer steps are
+        behind it. Stores ``progress = done / total``, which a loss schedule reads (DKD's warm-up); outside a run
+        ``progress`` is None and a schedule is at its end."""
+        self.progress = done / total
 
     def phases(self) -> list:
         """The optimizer steps of one batch, each passed to ``loss_terms`` as ``phase`` (default: one, ``None``,
