@@ -316,10 +316,13 @@ def cmd_sweep(args) -> int:
     if args.dry_run:
         cells, _ = sweep.plan_cells(spec, args.device)
         todo = sweep.todo_cells(cells, out, resume=not args.fresh)
-        print(f"{spec.name}: {len(todo)} of {len(cells)} cells to run -> {out}")
+        copied = sweep.reusable_rows(todo, out) if not args.fresh else {}
+        print(f"{spec.name}: {len(todo) - len(copied)} of {len(cells)} cells to run -> {out}"
+              + (f" ({len(copied)} more copied from other results files)" if copied else ""))
         for c in todo:
             grid = ", ".join(f"{k}={v}" for k, v in c["grid"].items())
-            print(f"  {c['cell_key']}  {c['arm']:<16} seed {c['seed']:<3} {grid}")
+            source = f"  (copied from {copied[c['cell_key']][1].name})" if c["cell_key"] in copied else ""
+            print(f"  {c['cell_key']}  {c['arm']:<16} seed {c['seed']:<3} {grid}{source}")
         return 0
     return _run_resumable(out, lambda: sweep.run_sweep(spec, jobs=args.jobs, executor=args.executor,
                                                        address=args.address, device=args.device,

@@ -64,8 +64,8 @@ from .results import COLUMNS, SWEEP_COLUMNS, cell_rows, read_rows, summarize_swe
 from .train import _check_fit_args, device_name, pick_device, quick_mode
 
 __all__ = ["Arm", "Spec", "SETTING_FIELDS", "load_spec", "spec_from_dict", "base_setting", "setting_key",
-           "plan_cells", "todo_cells", "default_out", "run_sweep", "run_cell", "write_sweep_report",
-           "EXECUTORS"]
+           "plan_cells", "todo_cells", "reusable_rows", "reuse_rows", "default_out", "run_sweep", "run_cell",
+           "write_sweep_report", "EXECUTORS"]
 
 SETTING_FIELDS = tuple(f.name for f in fields(Setting))
 _SETTING_DEFAULTS = {f.name: f.default for f in fields(Setting)}
@@ -429,6 +429,41 @@ def todo_cells(cells: list[dict], out, resume: bool = True) -> list[dict]:
     return [c for c in cells if c["cell_key"] not in done]
 
 
+def reusable_rows(cells: list[dict], out) -> dict[str, tuple[dict, Path]]:
+    """``{cell key: (row, file)}``: the ``ok`` rows that other results files in ``out``'s folder hold for
+    ``cells`` — the same cell key means the same setting, method, options, seed and device type, so the same
+    run. Quick and full results never mix; a CSV that is not a results file is passed over."""
+    out = Path(out)
+    quick = out.stem.endswith("-quick")
+    wanted, found = {c["cell_key"] for c in cells}, {}
+    for other in sorted(out.parent.glob("*.csv")):
+        if other == out or other.stem.endswith("-quick") != quick:
+            continue
+        try:
+            rows = cell_rows(read_rows(other))
+        except ValueError:
+            continue
+        for key, row in rows.items():
+            if key in wanted and row["status"] == "ok" and key not in found:
+                found[key] = (row, other)
+    return found
+
+
+def reuse_rows(todo: list[dict], out, progress: bool = True) -> list[dict]:
+    """Copy into ``out`` the rows :func:`reusable_rows` finds for cells of ``todo``, relabelled with this spec's
+    name, arm and grid; returns the cells still to run. Two specs that share an arm (lesson 01's controls and
+    its DKD grid both train KD at 1,000 labels) train it once."""
+    found = reusable_rows(todo, out)
+    for cell in todo:
+        if cell["cell_key"] in found:
+            row, _ = found[cell["cell_key"]]
+            _append_row(Path(out), {**row, "spec": cell["spec"], "arm": cell["arm"],
+                                    "grid": json.dumps(cell["grid"], sort_keys=True)})
+    if progress and found:
+        print(f"{len(found)} cells copied from other results files in {Path(out).parent} (the same runs)")
+    return [c for c in todo if c["cell_key"] not in found]
+
+
 def _check_cells(cells: list[dict]) -> None:
     """Bad input that every run of a setting would fail on is an error before the first run (loads the data)."""
     for blob in dict.fromkeys(json.dumps(c["setting"], sort_keys=True) for c in cells):
@@ -743,6 +778,8 @@ def run_sweep(spec, *, jobs: int = 1, executor: str = "local", address: str | No
     out = Path(out) if out is not None else default_out(spec)
     cells, plan = plan_cells(spec, device)
     todo = [{**c, "threads": threads} for c in todo_cells(cells, out, resume)]
+    if resume:
+        todo = reuse_rows(todo, out, progress)
     if todo and executor == "local":
         _check_cells(todo)
         _prefetch_teachers(todo, pick_device(device))

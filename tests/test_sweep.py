@@ -190,6 +190,30 @@ def test_a_changed_setting_never_mixes_with_old_rows(tiny, tmp_path):
     assert rows[0]["setting_key"] != tiny[2][0]["setting_key"]
 
 
+def test_a_run_another_spec_already_made_is_copied_not_trained_again(tiny, tmp_path, monkeypatch, capsys):
+    copy_csv(tiny, tmp_path)                                      # tiny.csv beside the new spec's results
+    (tmp_path / "tiny-quick.csv").write_bytes(tiny[1].read_bytes())   # quick rows are never a source of full ones
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")            # nor is a CSV that is not a results file
+    other = write_spec(tmp_path, TINY_TOML.replace('name = "tiny"', 'name = "other"')
+                       .replace('label = "scratch"', 'label = "plain CE"'), name="other.toml")
+    assert cli_main(["sweep", str(other), "--results", str(tmp_path), "--dry-run", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "other: 0 of 6 cells to run" in printed and "(6 more copied from other results files)" in printed
+    assert printed.count("(copied from tiny.csv)") == 6
+
+    def no_training(cell):
+        raise AssertionError(f"cell {cell['cell_key']} trained again")
+    monkeypatch.setattr(sweep, "run_cell", no_training)
+    rows = sweep.run_sweep(other, device="cpu", threads=1, out=tmp_path / "other.csv", progress=False)
+    assert [r["cell_key"] for r in rows] == [r["cell_key"] for r in tiny[2]]
+    for mine, theirs in zip(rows, tiny[2]):
+        assert mine["spec"] == "other" and mine["accuracy"] == theirs["accuracy"]
+        assert mine["arm"] == ("plain CE" if theirs["arm"] == "scratch" else theirs["arm"])
+    assert [r["arm"] for r in results.read_rows(tmp_path / "tiny.csv")] == [r["arm"] for r in tiny[2]]   # untouched
+    fresh = sweep.todo_cells(sweep.plan_cells(sweep.load_spec(other), "cpu")[0], tmp_path / "new.csv", resume=False)
+    assert len(fresh) == 6                                         # --fresh copies nothing: every cell to run
+
+
 # ------------------------------------------------------------------------------------ the report
 def test_the_paired_statistics_equal_a_hand_computation_from_the_csv(tiny):
     path, out, _ = tiny
