@@ -1,0 +1,97 @@
+"""Reference mode (kd_lab.reference): lessons read their sweeps' committed results, or re-run them live."""
+import os
+
+import pytest
+
+from kd_lab import reference, results, sweep
+
+SPEC = """\
+name = "ref"
+description = "scratch against KD, a tiny sweep for the reader"
+epochs = 2
+batch_size = 50
+test_size = 200
+validation = 200
+seeds = [0, 1]
+
+[grid]
+labeled = [200]
+
+[[arms]]
+label = "scratch"
+method = "scratch"
+
+[[arms]]
+label = "kd"
+method = "kd"
+
+[quick]
+epochs = 1
+seeds = [0]
+"""
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """The spec run in full mode into a results folder: (spec path, results folder)."""
+    folder = tmp_path_factory.mktemp("reference")
+    path = folder / "ref.toml"
+    path.write_text(SPEC)
+    saved = os.environ.pop("KD_LAB_QUICK", None)
+    try:
+        sweep.run_sweep(path, device="cpu", threads=1, out=folder / "ref.csv", progress=False)
+    finally:
+        if saved is not None:
+            os.environ["KD_LAB_QUICK"] = saved
+    return path, folder
+
+
+def test_reference_mode_reads_the_full_results_even_in_quick_mode(made, monkeypatch):
+    path, folder = made
+    monkeypatch.setenv("KD_LAB_QUICK", "1")
+    monkeypatch.delenv("KD_LAB_LIVE", raising=False)
+    res = reference.lesson_results(path, results_dir=folder)
+    assert os.environ["KD_LAB_QUICK"] == "1"                            # restored after reading
+    assert res.live is False and res.path == folder / "ref.csv" and res.missing == 0
+    rows = results.read_rows(folder / "ref.csv")
+    assert [r["cell_key"] for r in res.rows] == [r["cell_key"] for r in rows] and len(rows) == 4
+    kd, scratch = res.record("kd", labeled=200), res.record("scratch")
+    test = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "kd"}
+    base = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "scratch"}
+    assert kd["test"] == test and kd["diff_mean"] == pytest.approx(sum(test[s] - base[s] for s in (0, 1)) / 2)
+    assert scratch["pairs"] == 0 and res.points("labeled") == [200] and res.devices == ["cpu (1 threads)"]
+    val = {arm: sum(r["val_accuracy"] for r in rows if r["arm"] == arm) / 2 for arm in ("scratch", "kd")}
+    assert res.best()["arm"] == max(val, key=val.get)                    # chosen on validation accuracy
+    assert res.best(arms=["scratch"])["arm"] == "scratch"
+    frame = res.frame()
+    assert list(frame["arm"]) == ["scratch", "kd"] and list(frame["labeled"]) == [200, 200]
+    with pytest.raises(ValueError, match="0 records of arm 'nope'.*arms: \\['scratch', 'kd'\\]"):
+        res.record("nope")
+
+
+def test_live_mode_runs_the_missing_cells_first_quick_ones_in_quick_mode(made, tmp_path, monkeypatch):
+    path, _ = made
+    monkeypatch.setenv("KD_LAB_QUICK", "1")
+    monkeypatch.setenv("KD_LAB_LIVE", "1")
+    res = reference.lesson_results(path, results_dir=tmp_path, progress=False)
+    assert res.live and res.path == tmp_path / "ref-quick.csv" and len(res.rows) == 2 and res.missing == 0
+    assert {r["epochs"] for r in res.rows} == {1}                      # the [quick] table's cells
+    assert not (tmp_path / "ref.csv").exists()
+
+
+def test_reference_mode_without_results_says_how_to_make_them(made, tmp_path, monkeypatch):
+    path, _ = made
+    monkeypatch.delenv("KD_LAB_LIVE", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"holds no results of ref.toml: run `python -m kd_lab sweep .*ref"
+                                                r".toml` \(or set KD_LAB_LIVE=1"):
+        reference.lesson_results(path, results_dir=tmp_path)
+
+
+def test_bad_switch_values_and_unknown_specs_are_clear_errors(monkeypatch):
+    monkeypatch.setenv("KD_LAB_LIVE", "yes")
+    with pytest.raises(ValueError, match="KD_LAB_LIVE must be 0 .* or 1 .*, got 'yes'"):
+        reference.live_mode()
+    with pytest.raises(ValueError, match=r"no sweep spec 'nope'; the course's specs: \[.*'01_label_budget'"):
+        reference.spec_path("nope")
+    assert reference.spec_path("01_label_budget") == reference.REPOSITORY / "experiments" / "01_label_budget.toml"
+    assert reference.spec_path("compare.toml").name == "compare.toml"
