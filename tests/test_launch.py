@@ -92,11 +92,21 @@ def test_readme_and_each_lesson_open_that_lesson_on_colab_and_binder():
             assert {(k, p) for k, _, _, p in links(text)} == own, f"{lesson}.{kind}: first cell's links"
 
 
+def first_code_cells(lesson: str) -> dict:
+    """The lesson's first code cell, from its notebook and from its .md source (read by jupytext)."""
+    import jupytext
+    notebooks = {"ipynb": nbformat.read(REPO / "notebooks" / f"{lesson}.ipynb", as_version=4),
+                 "md": jupytext.read(REPO / "notebooks" / f"{lesson}.md")}
+    return {kind: next(c for c in nb.cells if c.cell_type == "code") for kind, nb in notebooks.items()}
+
+
 def test_the_install_cell_is_the_same_in_readme_and_every_lesson():
     cell = install_cell((REPO / "README.md").read_text())
     for lesson in LESSONS:
-        for kind, text in first_markdown(lesson).items():
-            assert install_cell(text) == cell, f"{lesson}.{kind}: another install cell than README's"
+        for kind, first in first_code_cells(lesson).items():       # the lesson's first code cell, tagged
+            assert first.source.strip() == cell.strip(), f"{lesson}.{kind}: another install cell than README's"
+            assert "install" in first.metadata.get("tags", []), f"{lesson}.{kind}: the install cell is not tagged"
+            assert not first.get("outputs"), f"{lesson}.{kind}: the install cell has outputs"
     assert 'find_spec("kd_lab") is None' in cell                  # does nothing where the course is installed
     assert "%pip install -q -e {COURSE}" in cell and "-m kd_lab teacher" in cell
     script = re.search(r"\{sys\.executable\} \{COURSE\}/(\S+\.py) fashion-mnist", cell)

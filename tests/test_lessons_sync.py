@@ -29,7 +29,8 @@ def test_lesson_outputs_were_made_by_its_code(stem):
     assert lessons.problems(md) == []
     notebook = nbf.read(md.with_suffix(".ipynb"), as_version=4)
     assert [c.source for c in jupytext.read(md).cells] == [c.source for c in notebook.cells]   # prose too
-    assert all(c.execution_count for c in notebook.cells if c.cell_type == "code")               # executed
+    assert all(c.execution_count for c in notebook.cells if c.cell_type == "code"                 # executed,
+               and lessons.INSTALL_TAG not in c.metadata.get("tags", []))                        # but install
 
 
 def _notebook(*cells) -> nbf.NotebookNode:
@@ -47,6 +48,15 @@ def test_code_hash_ignores_prose_and_trailing_whitespace_not_code():
     assert lessons.code_sha256(_notebook()) != lessons.code_sha256(_notebook(("code", "")))
 
 
+def test_the_install_cell_does_not_enter_the_hash_other_tagged_cells_do():
+    base = lessons.code_sha256(_notebook(("code", "x = 1")))
+    nb = _notebook(("code", "%pip install kd_lab"), ("code", "x = 1"))
+    nb.cells[0].metadata["tags"] = ["install"]
+    assert lessons.code_sha256(nb) == base and lessons.code_sources(nb) == ["x = 1"]
+    nb.cells[0].metadata["tags"] = ["hide-input"]
+    assert lessons.code_sha256(nb) != base
+
+
 @pytest.fixture
 def lesson_copy(tmp_path) -> Path:
     """A copy of lesson 06's pair (and the jupytext config) in a temporary folder; returns its .md."""
@@ -62,7 +72,8 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 def _first_code_line(md: Path) -> str:
-    return next(c for c in jupytext.read(md).cells if c.cell_type == "code").source.splitlines()[0]
+    """The first line of the first code cell that enters the hash (the install cell does not)."""
+    return lessons.code_sources(jupytext.read(md))[0].splitlines()[0]
 
 
 def test_a_code_edit_in_the_markdown_fails(lesson_copy):

@@ -9,7 +9,9 @@ Each lesson is a pair kept in sync by jupytext (``notebooks/jupytext.toml``):
 **Outputs belong to their code.** When a lesson is executed, its notebook records which code made its outputs,
 in ``metadata["kd_lab"]["code_sha256"]``: the SHA-256 (hex) of the UTF-8 text made of the sources of the
 notebook's code cells, in notebook order, each normalised — trailing whitespace removed from every line, blank
-lines removed at both ends — and followed by one NUL character (``"\\0"``). Markdown cells do not enter it.
+lines removed at both ends — and followed by one NUL character (``"\\0"``). Markdown cells do not enter it, nor
+does the install cell (tagged ``install``: it installs the course where it is missing, as on Colab, and does
+nothing where the course is installed, so it makes no output to tie).
 ``tests/test_lessons_sync.py`` checks, for every lesson, that the .md's code cells still have that hash and that
 the .ipynb's code cells are the .md's: a code edit needs a new run, a prose edit does not.
 
@@ -44,9 +46,13 @@ def normalise(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.splitlines()).strip("\n")
 
 
+INSTALL_TAG = "install"
+
+
 def code_sources(nb: nbformat.NotebookNode) -> list[str]:
-    """The normalised sources of the notebook's code cells, in order."""
-    return [normalise(cell.source) for cell in nb.cells if cell.cell_type == "code"]
+    """The normalised sources of the notebook's code cells, in order, except the install cell (:data:`INSTALL_TAG`)."""
+    return [normalise(cell.source) for cell in nb.cells
+            if cell.cell_type == "code" and INSTALL_TAG not in cell.get("metadata", {}).get("tags", [])]
 
 
 def code_sha256(nb: nbformat.NotebookNode) -> str:
