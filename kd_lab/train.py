@@ -211,7 +211,7 @@ def fit(method, train: ImageData, test: ImageData | None = None, *, epochs: int 
     h.method, h.seed, h.device, h.status = method.name, seed, str(dev), "running"
     h.config = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
                     amp=amp, bf16=use_bf16, augment=augment, train_size=len(train), teacher_cache=cache is not None,
-                    **method.options())
+                    **method.options(), term_weights=method.term_weights())
     bar = _progress(progress, epochs * steps_per_epoch, method.name)
     log, step = _StepLog(h), len(h.steps)
     first, total = step, epochs * steps_per_epoch               # this run's steps: method.set_progress(done, total)

@@ -9,7 +9,8 @@
   student's distance matrices, their difference, and the angle matrices of one anchor (RKD's relations).
 
 Plots are rendered to PNG into ``ipywidgets.Image`` widgets (no pyplot, safe from a thread); the last
-drawn Figure is kept as ``panel.figure`` so that tests can read what was drawn.
+drawn Figure is kept as ``panel.figure`` so that tests can read what was drawn. A displayed panel also carries a
+static PNG of its plots, which a notebook saved without widget state shows (nbconvert, nbviewer, GitHub).
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import html
 import threading
 import time
 from dataclasses import fields
+from io import BytesIO
 
 import ipywidgets as w
+import numpy as np
 from matplotlib.figure import Figure
 
 from . import viz
@@ -64,8 +67,35 @@ def _knob(method: str, name: str) -> Knob:
     return knobs[name]
 
 
+WIDGET_VIEW_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+
+
+def _images(widget: w.Widget) -> list[w.Image]:
+    """The ``Image`` widgets inside ``widget`` (its boxes walked depth-first, in display order)."""
+    if isinstance(widget, w.Image):
+        return [widget]
+    return [image for child in getattr(widget, "children", ()) for image in _images(child)]
+
+
+def _stack_pngs(pngs: list[bytes]) -> bytes:
+    """One PNG of several, one under the other, left-aligned on white."""
+    if len(pngs) == 1:
+        return pngs[0]
+    from matplotlib.image import imread, imsave
+    images = [imread(BytesIO(png), format="png") for png in pngs]             # (H, W, 3 or 4) floats in [0, 1]
+    canvas = np.ones((sum(im.shape[0] for im in images), max(im.shape[1] for im in images), 4))
+    top = 0
+    for im in images:
+        canvas[top: top + im.shape[0], : im.shape[1], : im.shape[2]] = im
+        top += im.shape[0]
+    out = BytesIO()
+    imsave(out, canvas, format="png")
+    return out.getvalue()
+
+
 class _Panel:
-    """Shared plumbing: render a Figure into an Image widget and display ``self.widget``."""
+    """Shared plumbing: render a Figure into an Image widget, and display ``self.widget`` with a static PNG of
+    its plots."""
 
     widget: w.Widget
 
@@ -73,9 +103,20 @@ class _Panel:
         self.figure = fig
         image.value = viz.figure_to_png(fig)
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def static_png(self) -> bytes | None:
+        """The panel's plots as they are now, one PNG (its visible ``Image`` widgets stacked); None before any."""
+        shown = [bytes(im.value) for im in _images(self.widget) if im.value and im.layout.display != "none"]
+        return _stack_pngs(shown) if shown else None
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """What a notebook shows and saves of the panel: the live widget (its view, which a running Jupyter
+        renders in preference to every other type), a PNG of its plots as they are at display time (what
+        nbconvert, nbviewer and GitHub show of a notebook saved without widget state: they skip a widget view
+        whose state is missing and take the next type, the image) and a line of text (a terminal)."""
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        text = f"{type(self).__name__}: an interactive panel (run the notebook to use it)"
+        png = self.static_png()
+        return {WIDGET_VIEW_MIMETYPE: view, "text/plain": text, **({"image/png": png} if png else {})}
 
 
 class TrainingPanel(_Panel):
@@ -182,7 +223,8 @@ class TrainingPanel(_Panel):
                        progress=False, callback=self._on_progress, callback_every=self.callback_every,
                        stop=self._stop, history=h, **options)
             record["status"] = h.status
-            self.status.value = f"run {record['run']} {h.status}: test accuracy {_pct(h.test_acc)}"
+            self.status.value = (f"run {record['run']} {h.status} after {len(h.steps)} steps: "
+                                 f"test accuracy {_pct(h.test_acc)}")
         except Exception as err:  # noqa: BLE001 - shown in the panel; the history is kept
             record["status"] = "failed"
             self.status.value = f"<span style='color:#b00'>run {record['run']} failed: {html.escape(str(err))}</span>"

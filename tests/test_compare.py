@@ -349,13 +349,13 @@ def test_bench_methods_cli_options_and_bad_input(capsys):
 
 
 # ------------------------------------------------------------------------------------ viz
-def test_plot_comparison_draws_bars_and_accuracy_against_cost():
+def test_plot_comparison_draws_dots_and_accuracy_against_cost():
     data = compare.per_method(synthetic_rows(), labeled=1000)
     fig = viz.plot_comparison(data)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     bars, cost = fig.axes
-    heights = [p.get_height() for p in bars.patches]
-    assert heights == pytest.approx([80.0, 83.0, 80.1])
+    assert [c.lines[0].get_ydata()[0] for c in bars.containers] == pytest.approx([80.0, 83.0, 80.1])
+    assert not bars.patches                                       # dots with intervals, not bars cut off above 0
     assert [t.get_text() for t in bars.get_xticklabels()] == ["scratch", "kd", "dkd"]
     assert cost.get_xlabel() == "wall seconds per run" and cost.get_ylabel() == "test accuracy (%)"
     assert cost.get_title() == "Accuracy against training cost" and cost.get_xscale() == "linear"
@@ -380,10 +380,10 @@ def test_comparison_panel_redraws_for_the_chosen_methods_size_and_cost():
     from kd_lab.widgets import ComparisonPanel
     panel = ComparisonPanel(synthetic_rows())
     assert list(panel.methods.options) == ["scratch", "kd", "dkd"] and list(panel.labeled.options) == [100, 1000]
-    assert [p.get_height() for p in panel.figure.axes[0].patches] == pytest.approx([70.0, 73.0, 70.1])
+    assert [c.lines[0].get_ydata()[0] for c in panel.figure.axes[0].containers] == pytest.approx([70.0, 73.0, 70.1])
     panel.methods.value = ("scratch", "kd")
     panel.labeled.value = 1000
-    assert [p.get_height() for p in panel.figure.axes[0].patches] == pytest.approx([80.0, 83.0])
+    assert [c.lines[0].get_ydata()[0] for c in panel.figure.axes[0].containers] == pytest.approx([80.0, 83.0])
     assert "<td>kd</td>" in panel.table.value and "<td>dkd</td>" not in panel.table.value
     assert "<td>+3.00</td>" in panel.table.value and len(panel.records) == 2
     panel.cost.value = "peak_mem_mb"

@@ -465,7 +465,8 @@ def test_panel_trains_with_the_chosen_stages_and_draws_their_distances(nets):
     assert h.config["stages"] == "1,2" and h.config["kd_weight"] == 0.5
     assert set(h.term_names) == {"ce", "kd", "ofd_1", "ofd_2"}
     legend = {t.get_text() for t in panel.figure.axes[0].get_legend().get_texts()}
-    assert {"ofd_1", "ofd_2", "kd"} <= legend and "ofd_0" not in legend
+    assert {"ofd_1 ×λ_F=0.01·w_i", "ofd_2 ×λ_F=0.01·w_i", "kd ×κ=0.5"} <= legend
+    assert not any(t.startswith("ofd_0") for t in legend)
     lines = {line.get_label(): line for line in panel.metrics_figure.axes[0].lines}
     assert set(lines) == {"feat_dist_1", "feat_dist_2"}
     assert list(lines["feat_dist_2"].get_ydata()) == pytest.approx([e["feat_dist_2"] for e in h.epochs])
@@ -541,8 +542,9 @@ def test_plot_feature_maps_draws_rows_of_channels():
     assert len(grid) == 6 and grid[0].get_ylabel() == "teacher" and grid[3].get_ylabel() == "student"
     assert [ax.get_title() for ax in grid[:3]] == ["ch 0", "ch 2", "ch 3"]
     np.testing.assert_allclose(np.asarray(grid[4].images[0].get_array()), rows["student"][2].numpy())
-    span = max(float(m[[0, 2, 3]].abs().max()) for m in rows.values())
-    assert grid[0].images[0].get_clim() == pytest.approx((-span, span))
+    for r, m in enumerate(rows.values()):                                     # each row on its own scale
+        span = float(m[[0, 2, 3]].abs().max())
+        assert grid[3 * r].images[0].get_clim() == pytest.approx((-span, span))
     assert len([ax for ax in viz.plot_feature_maps(rows).axes if ax.images]) == 8     # first 4 channels each
     with pytest.raises(ValueError, match=r"channels \[0, 5\] out of range for rows with \{'student': 4\} channels"):
         viz.plot_feature_maps(rows, channels=[0, 5])

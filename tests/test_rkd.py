@@ -227,7 +227,7 @@ def test_training_panel_uses_the_rkd_sliders_and_draws_the_relation_agreement(ne
     assert (h.config["distance_weight"], h.config["angle_weight"], h.config["kd_weight"]) == (10.0, 0.0, 0.5)
     assert set(h.term_names) == {"ce", "kd", "rkd_d"}                  # angle weight 0: no rkd_a term
     legend = {t.get_text() for t in panel.figure.axes[0].get_legend().get_texts()}
-    assert {"ce", "kd", "rkd_d"} <= legend and "rkd_a" not in legend
+    assert {"ce ×(1−κ)=0.5", "kd ×κ=0.5", "rkd_d ×λ_D=10"} <= legend and not any("rkd_a" in t for t in legend)
     line = panel.metrics_figure.axes[0].lines[0]
     assert line.get_label() == "relation_agreement"
     assert len(h.epochs) == 2

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import assert_exports_union_of_families
 from matplotlib.colors import to_rgba
-from matplotlib.container import BarContainer
+from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 
 from kd_lab import viz
@@ -34,6 +34,11 @@ def bar_patches(ax):
 
 def seed_dots(ax):
     return [ln for ln in ax.lines if ln.get_marker() == "o"]
+
+
+def mean_dots(ax):
+    """The mean ± std markers of plot_runs_bar: one error-bar container per label."""
+    return [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
 
 
 def history(n_steps=30, n_epochs=3, test=True):
@@ -194,25 +199,28 @@ def test_history_overlays_several_runs_into_given_axes():
 
 
 # --------------------------------------------------------------------------------- runs and sweeps
-def test_runs_bar_heights_are_means_and_error_bars_sample_stds():
+def test_runs_bar_draws_mean_dots_with_sample_std_error_bars_and_every_seed():
     results = {"scratch": [80.0, 82.0, 81.0], "KD": [84.5, 85.5], "one seed": [83.0]}
     fig = viz.plot_runs_bar(results, title="Fashion-MNIST")
     ax = fig.axes[0]
     assert len(fig.axes) == 1 and ax.get_title() == "Fashion-MNIST" and "%" in ax.get_ylabel()
-    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
-    assert len(bars.patches) == 3
+    assert not ax.patches and not [c for c in ax.containers if isinstance(c, BarContainer)]   # no length encodes
+    dots = mean_dots(ax)
+    assert len(dots) == 3
     means = [np.mean(v) for v in results.values()]
     stds = [np.std(v, ddof=1) if len(v) > 1 else np.nan for v in results.values()]   # one seed: no spread
-    assert np.allclose([b.get_height() for b in bars.patches], means)
-    segments = bars.errorbar.lines[2][0].get_segments()
-    heights = [s[1][1] - s[0][1] if len(s) else np.nan for s in segments]      # a NaN std draws no bar
+    assert np.allclose([c.lines[0].get_ydata()[0] for c in dots], means)
+    assert [c.lines[0].get_xdata()[0] for c in dots] == [0, 1, 2]
+    segments = [c.lines[2][0].get_segments()[0] for c in dots]
+    heights = [s[1][1] - s[0][1] if len(s) else np.nan for s in segments]          # a NaN std draws no bar
     assert np.allclose(heights, [2 * s for s in stds], equal_nan=True)
     assert [t.get_text() for t in ax.get_xticklabels()] == list(results)
     dots = np.concatenate([ln.get_ydata() for ln in seed_dots(ax)])
     assert sorted(dots) == sorted(sum(results.values(), []))
     assert [t.get_text() for t in ax.texts] == ["81.00 ± 1.00", "85.00 ± 0.71", "83.00 ± –"]
     lo, hi = ax.get_ylim()
-    assert 70 < lo < 80 and 85.5 < hi < 95                                # zoomed, not from 0
+    assert 70 < lo < 80 and 85.5 < hi < 95                       # zoomed to the data: dots encode no length
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"mean ± std over seeds", "one seed"}
 
 
 def test_runs_bar_jitter_is_deterministic_and_ax_is_reused():
@@ -251,7 +259,7 @@ def test_per_class_grouped_bars_in_percent_with_highlighted_class():
     per_class = {"teacher": [0.9, 0.8, 0.7, 0.95, 0.6], "student": [85, 75, 0, 90, 55]}
     fig = viz.plot_per_class(per_class, CLASSES, highlight=2)
     ax = fig.axes[0]
-    assert len(ax.patches) == 2 * K
+    assert sum(len(c) for c in ax.containers) == 2 * K                     # + the highlight's band
     assert np.allclose([p.get_height() for p in ax.containers[0]], [90, 80, 70, 95, 60])
     assert np.allclose([p.get_height() for p in ax.containers[1]], per_class["student"])
     assert ax.get_ylim()[1] >= 100 and "%" in ax.get_ylabel()
@@ -490,8 +498,10 @@ def test_epoch_metrics_one_line_per_key_labelled_by_default():
 # --------------------------------------------------------------------------------- package layout
 VIZ_FAMILIES = {    # module of kd_lab.viz -> (its lesson, its public plots)
     "_common": ("every lesson", {"plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png"}),
-    "response": ("lesson 01", {"plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs",
-                               "plot_gradient_norms", "plot_sweep", "plot_per_class"}),
+    "response": ("lesson 01", {"plot_soft_targets", "plot_temperatures", "plot_dark_knowledge",
+                               "plot_dark_knowledge_row", "most_similar_pairs", "plot_gradient_norms", "plot_sweep",
+                               "plot_per_class"}),
+    "effects": ("lesson 01", {"plot_paired_effects"}),
     "label_free": ("lesson 02", {"plot_images", "plot_confidence_histogram", "plot_class_balance",
                                  "plot_mining_grid", "plot_unlabeled_curve"}),
     "mutual": ("lesson 03", {"plot_peers"}),

@@ -40,7 +40,8 @@ def test_train_uses_the_slider_values_and_redraws(teacher):
     loss_ax, acc_ax = panel.figure.axes[:2]
     plotted_steps = max(len(line.get_xdata()) for line in loss_ax.get_lines())
     assert plotted_steps == len(h.steps)                             # the redraw saw every step
-    assert {"ce", "kd", "total"} <= {t.get_text() for t in loss_ax.get_legend().get_texts()}
+    legend = {t.get_text() for t in loss_ax.get_legend().get_texts()}
+    assert {"ce ×(1−α)=0.5", "kd ×α=0.5", "total"} <= legend                # each term with its weight
     assert panel.plot.value != empty_png and panel.plot.value[:4] == b"\x89PNG"
     assert "8.0" in panel.table.value and "finished" in panel.table.value
     assert "test accuracy" in panel.status.value
@@ -132,4 +133,4 @@ def test_dml_panel_has_an_integer_slider_for_k_and_trains_k_peers():
     assert h.term_names == ["ce_0", "kl_0", "ce_1", "kl_1", "ce_2", "kl_2"]
     assert {"acc_2", "acc_ensemble", "agree_0_2"} <= set(h.epochs[-1])
     legend = {t.get_text() for t in panel.figure.axes[0].get_legend().get_texts()}
-    assert {"ce_2", "kl_2", "total"} <= legend
+    assert {"ce_2", "kl_2 ×w/(K−1)=0.25", "total"} <= legend

@@ -82,6 +82,12 @@ class Method(nn.Module):
         cached = self.output_cache.outputs_for(x) if self.output_cache is not None else None
         return cached if cached is not None else self.teacher_forward(x, features=True)
 
+    def term_weights(self) -> dict[str, tuple[str, float, str]]:
+        """How :meth:`loss_terms` weighs the terms it returns, for the plots' legends ("kd ×α=0.9"): a term's name,
+        or the prefix of numbered terms ending in "_" (``"ofd_"``), -> (the weight's symbol, its value, a note).
+        :func:`kd_lab.train.fit` records it in the History's config. Default: none (each term as computed)."""
+        return {}
+
     def set_progress(self, done: int, total: int) -> None:
         """Called by :func:`kd_lab.train.fit` before each batch: ``done`` of the run's ``total`` optimizer steps are
         behind it. Stores ``progress = done / total``, which a loss schedule reads (DKD's warm-up); outside a run

@@ -76,6 +76,7 @@ class FeatureKD(Method):
 
     needs_teacher = True
     term = "feat"
+    stage_note = ""                 # what else weighs a stage term, for the legends (OFD: its stage weight w_i)
     live_metrics = tuple(f"feat_dist_{i}" for i in range(3))
 
     def __init__(self, student, teacher=None, feature_weight: float = 1.0, stages="all", kd_weight: float = 0.0,
@@ -96,6 +97,10 @@ class FeatureKD(Method):
     def options(self):
         return {"feature_weight": self.feature_weight, "stages": ",".join(map(str, self.stages)),
                 "kd_weight": self.kd_weight, "temperature": self.temperature}
+
+    def term_weights(self):
+        return {"ce": ("(1−κ)", 1 - self.kd_weight, ""), "kd": ("κ", self.kd_weight, ""),
+                f"{self.term}_": ("λ_F", self.feature_weight, self.stage_note)}
 
     def stage_loss(self, i: int, projected: torch.Tensor, teacher_tap: torch.Tensor) -> torch.Tensor:
         """w_i·L_i of stage ``i`` for the student's connected tap and the teacher's, both (B, C_t, H, W)."""
@@ -170,6 +175,8 @@ class OFD(FeatureKD):
     half the next. λ_F = 1e-3 is the paper's CIFAR setting (its code adds the sum / batch / 1000).
     The margins are computed once from the frozen teacher. Terms ``ce`` and ``ofd_<i>``.
     """
+
+    stage_note = "·w_i"
 
     term = "ofd"
 
@@ -246,6 +253,9 @@ class UDML(DML):
             outs = [None if j == k else peer(x, features=True) for j, peer in enumerate(self.peers)]
         outs[k] = self.peers[k](x, features=True)
         return outs
+
+    def term_weights(self):
+        return {**super().term_weights(), "feat_": ("λ_F/(K−1)", self.feature_weight / (self.k - 1), "")}
 
     def _feature_term(self, k: int, taps: list[list[torch.Tensor]]) -> torch.Tensor:
         """λ_F/(K−1)·Σ_{j≠k} Σ_i MSE(f_k^i, f_j^i), the peers detached (inside :func:`losses.fitnet_loss`)."""

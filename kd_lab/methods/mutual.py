@@ -113,6 +113,9 @@ class DML(Method):
         return {"k": self.k, "peers": ",".join(self.peer_names), "kl_weight": self.kl_weight,
                 "temperature": self.temperature, "mode": self.mode, **extra}
 
+    def term_weights(self):
+        return {"kl_": ("w/(K−1)", self.kl_weight / (self.k - 1), "")}
+
     def learners(self) -> list[int]:
         """The peers that train (every peer that is not frozen)."""
         return [i for i in range(self.k) if i not in self.frozen]

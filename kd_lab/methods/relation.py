@@ -52,6 +52,10 @@ class RKD(Method):
         return {"distance_weight": self.distance_weight, "angle_weight": self.angle_weight,
                 "kd_weight": self.kd_weight, "temperature": self.temperature}
 
+    def term_weights(self):
+        return {"ce": ("(1−κ)", 1 - self.kd_weight, ""), "kd": ("κ", self.kd_weight, ""),
+                "rkd_d": ("λ_D", self.distance_weight, ""), "rkd_a": ("λ_A", self.angle_weight, "")}
+
     def loss_terms(self, x, y, phase=None):
         s = self.student(x, features=True)          # logits (B, K), embedding (B, D_s)
         t = self.teacher_output(x)                  # logits (B, K), embedding (B, D_t), no grad (maybe cached)

@@ -84,6 +84,9 @@ class KD(Method):
     def options(self):
         return {"temperature": self.temperature, "alpha": self.alpha, "permute_non_target": self.permute_non_target}
 
+    def term_weights(self):
+        return {"ce": ("(1−α)", 1 - self.alpha, ""), "kd": ("α", self.alpha, "")}
+
     def loss_terms(self, x, y, phase=None):
         s = self.student(x)                         # (B, K)
         t = self.teacher_output(x).logits           # (B, K), no grad (from the cache when fit has one)
@@ -121,6 +124,10 @@ class DKD(Method):
 
     def options(self):
         return {"alpha": self.alpha, "beta": self.beta, "temperature": self.temperature, "warmup": self.warmup}
+
+    def term_weights(self):
+        ramp = " (ramped in)" if self.warmup else ""
+        return {"tckd": ("α", self.alpha, ramp), "nckd": ("β", self.beta, ramp)}
 
     def ramp(self) -> float:
         """The warm-up factor of the DKD terms now: min(progress / warmup, 1); 1 without warm-up or outside fit."""

@@ -19,6 +19,7 @@ Importing this package changes no global state (no rcParams, style or backend).
 """
 from ._common import figure_to_png, plot_epoch_metrics, plot_history, plot_runs_bar
 from .comparison import plot_comparison
+from .effects import plot_paired_effects
 from .feature import (
                       plot_feature_maps,
                       plot_margin_agreement,
@@ -38,6 +39,7 @@ from .relation import plot_angle_matrix, plot_embedding_2d, plot_relation_agreem
 from .response import (
                       most_similar_pairs,
                       plot_dark_knowledge,
+                      plot_dark_knowledge_row,
                       plot_gradient_norms,
                       plot_per_class,
                       plot_soft_targets,
@@ -49,8 +51,10 @@ __all__ = [
     # every lesson (_common)
     "plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png",
     # lesson 01 (response)
-    "plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs", "plot_gradient_norms",
-    "plot_sweep", "plot_per_class",
+    "plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "plot_dark_knowledge_row", "most_similar_pairs",
+    "plot_gradient_norms", "plot_sweep", "plot_per_class",
+    # lesson 01 (effects)
+    "plot_paired_effects",
     # lesson 02 (label_free)
     "plot_images", "plot_confidence_histogram", "plot_class_balance", "plot_mining_grid", "plot_unlabeled_curve",
     # lesson 03 (mutual)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ._common import _mean_std, plot_runs_bar
+from ._common import _mean_std, _min_y_span, plot_runs_bar
 
 __all__ = ["plot_comparison"]
 
@@ -26,13 +26,15 @@ def _cost_panel(ax, results, cost: str, log_cost) -> None:
     if costs and (log_cost or (log_cost is None and min(costs) > 0 and max(costs) / min(costs) > 20)):
         ax.set_xscale("log")
     ax.set(xlabel=COST_LABELS.get(cost, cost), ylabel="test accuracy (%)", title="Accuracy against training cost")
+    _min_y_span(ax)
     if not costs:                                 # each point carries its method's name: no legend needed
         ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", va="center", color="gray")
 
 
 def plot_comparison(results, cost="wall_s", axes=None, log_cost=None, title=None):
-    """Lesson 06: left, test accuracy per method (mean ± std bars, one dot per seed); right, mean accuracy
-    against mean cost (``cost``: a key of each entry, e.g. ``"wall_s"``, ``"images_per_s"``), both ± std.
+    """Lesson 06: left, test accuracy per method (:func:`plot_runs_bar`: mean ± std as a dot with error bars,
+    one grey dot per seed; dots, not bars, since close accuracies are compared on a zoomed axis); right, mean
+    accuracy against mean cost (``cost``: a key of each entry, e.g. ``"wall_s"``, ``"images_per_s"``), both ± std.
 
     ``results``: ``{method: {"accuracy": [per seed], cost: [per seed], ...}}``, as
     :func:`kd_lab.results.per_method` returns it. ``log_cost=None`` uses a log x axis when costs span > 20×.
@@ -42,6 +44,6 @@ def plot_comparison(results, cost="wall_s", axes=None, log_cost=None, title=None
         axes = fig.subplots(1, 2, width_ratios=[max(1.0, 0.25 * len(results)), 1])
     bar_ax, cost_ax = axes
     plot_runs_bar({m: r["accuracy"] for m, r in results.items()}, ax=bar_ax,
-                  title=title or "Test accuracy, mean ± std over seeds (dots: seeds)")
+                  title=title or "Test accuracy, mean ± std over seeds (grey dots: seeds)")
     _cost_panel(cost_ax, results, cost, log_cost)
     return bar_ax.figure

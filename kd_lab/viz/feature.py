@@ -47,7 +47,7 @@ def plot_margin_histograms(taps, margins, channels=None, ncols=4, bins=60, axes=
     for ax, c in zip(axes, channels):
         values = np.moveaxis(x, 1, 0)[c].ravel()
         ax.hist(values, bins=bins, density=True, color=BAR_COLOR, alpha=0.7)
-        ax.axvline(0.0, color="gray", lw=0.8)
+        ax.axvline(0.0, color="gray", lw=0.8, label="0: the ReLU keeps x > 0")
         ax.axvline(m[c], color="red", lw=1.5, label=f"BN margin {m[c]:.2f}")
         ax.axvline(_negative_mean_np(values), color="black", ls="--", lw=1.2,
                    label=f"E[x | x<0] = {_negative_mean_np(values):.2f}")
@@ -85,8 +85,9 @@ _PARTIAL_L2_PANELS = (("teacher", "teacher t (pre-ReLU)"), ("student", "student 
 def plot_partial_l2(maps, axes=None, suptitle=None):
     """OFD's partial L2 (Heo et al. 2019) on one channel of one image, from
     :func:`kd_lab.features.partial_l2_maps`: teacher, student through the connector and target on one
-    symmetric colour scale (red > 0, blue < 0), the mask (white: the loss is active), and the squared error
-    it keeps."""
+    symmetric colour scale (red > 0, blue < 0) — one quantity, in the teacher's feature space, which the loss
+    compares position by position — then the mask (white: the loss is active, its own 0–1 scale) and the
+    squared error it keeps (its own scale, from 0)."""
     missing = [k for k, _ in _PARTIAL_L2_PANELS if k not in maps]
     if missing:
         raise ValueError(f"maps is missing {missing}; pass the dict of kd_lab.features.partial_l2_maps")
@@ -108,10 +109,14 @@ def plot_partial_l2(maps, axes=None, suptitle=None):
 
 
 # ---------------------------------------------------------------------------------- feature maps
-def plot_feature_maps(rows, channels=None, ncols=8, title=None):
+def plot_feature_maps(rows, channels=None, ncols=8, title=None, share_scale=False):
     """Grids of feature maps of one image: one row per entry of ``rows`` (``{label: (C, H, W)}``), the same
-    ``channels`` in each row (default the first ``ncols``), on one symmetric colour scale for the whole figure
-    (red > 0, blue < 0)."""
+    ``channels`` in each row (default the first ``ncols``), red > 0 and blue < 0.
+
+    Each row has its own symmetric colour scale, ±max|value| over its channels, and its own colour bar: rows
+    from different networks differ in size (a teacher's taps can be ten times smaller than an untrained
+    student's), and one scale for all would wash the smaller ones out to white. ``share_scale=True`` puts every
+    row on one scale, for rows of the same quantity (a teacher and a student through its trained connector)."""
     maps = {label: _np(m) for label, m in rows.items()}
     bad = {label: m.shape for label, m in maps.items() if m.ndim != 3}
     if not maps or bad:
@@ -120,18 +125,20 @@ def plot_feature_maps(rows, channels=None, ncols=8, title=None):
     short = {label: m.shape[0] for label, m in maps.items() if max(channels, default=0) >= m.shape[0]}
     if not channels or short:
         raise ValueError(f"channels {channels} out of range for rows with {short} channels")
-    span = max(float(np.abs(m[channels]).max()) for m in maps.values()) or 1.0
-    fig = Figure(figsize=(1.35 * len(channels) + 1.2, 1.45 * len(maps) + 0.4), layout="constrained")
+    spans = {label: float(np.abs(m[channels]).max()) or 1.0 for label, m in maps.items()}
+    if share_scale:
+        spans = dict.fromkeys(spans, max(spans.values()))
+    fig = Figure(figsize=(1.35 * len(channels) + 1.6, 1.45 * len(maps) + 0.4), layout="constrained")
     grid = fig.subplots(len(maps), len(channels), squeeze=False)
     for r, (label, m) in enumerate(maps.items()):
         for ax, c in zip(grid[r], channels):
-            im = ax.imshow(m[c], cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
+            im = ax.imshow(m[c], cmap="RdBu_r", vmin=-spans[label], vmax=spans[label], interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"ch {c}", fontsize=8)
         grid[r][0].set_ylabel(label, fontsize=8)
-    fig.colorbar(im, ax=grid, shrink=0.8)
+        fig.colorbar(im, ax=list(grid[r]), shrink=0.9, pad=0.01)
     if title:
         fig.suptitle(title)
     return fig
@@ -147,4 +154,5 @@ def plot_stage_distances(history, stages=(0, 1, 2), ax=None):
     target = ax if ax is not None else fig.axes[0]
     if target.lines:
         target.set_yscale("log")
+        target.autoscale(axis="y")                   # limits of a log axis, not the linear minimum span
     return fig

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
 from ._common import _class_ticks, _fig_ax, _np
@@ -51,7 +52,8 @@ def _title_cell(ax, classes, label, prediction) -> None:
 
 
 def plot_images(images, labels, classes, ncols=8, ax=None, predictions=None):
-    """A grid of images titled by class ("true → predicted" in red when a prediction is wrong).
+    """A grid of images titled by class ("true → predicted" in red when a prediction is wrong, as a legend
+    below the grid says).
 
     With ``ax`` given, the grid is drawn as one mosaic image inside it, without titles.
     """
@@ -74,6 +76,9 @@ def plot_images(images, labels, classes, ncols=8, ax=None, predictions=None):
         a.set_axis_off()
         if y is not None:
             _title_cell(a, classes, int(y[i]), None if p is None else int(p[i]))
+    if y is not None and p is not None and (y[: len(x)] != p[: len(x)]).any():
+        fig.legend(handles=[Patch(color="red", label="red title: wrong prediction, true → predicted class")],
+                   loc="outside lower center", fontsize=8, frameon=False)
     return fig
 
 

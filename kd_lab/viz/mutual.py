@@ -4,9 +4,8 @@ Zhang et al. 2018): each peer's test accuracy, the ensemble's, and how often the
 from __future__ import annotations
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
-from ._common import _finish, _series
+from ._common import _epoch_axis, _finish, _min_y_span, _series
 
 __all__ = ["plot_peers"]
 
@@ -22,7 +21,7 @@ def _peer_labels(history) -> list[str]:
 def plot_peers(history, axes=None):
     """Deep Mutual Learning (Zhang et al. 2018) over epochs, from a DML History's epoch records: each
     peer's test accuracy and the ensemble's (mean of the peers' softmax) in % (left), and how often each
-    peer predicts the same class as peer 0, in % of the test images (right)."""
+    peer predicts the same class as peer 0, in % of the test images (right). Both y axes span at least 1 point."""
     if axes is None:
         fig = Figure(figsize=(11, 3.8), layout="constrained")
         axes = fig.subplots(1, 2)
@@ -39,6 +38,7 @@ def plot_peers(history, axes=None):
     acc_ax.set(title="Test accuracy of each peer", xlabel="epoch", ylabel="accuracy (%)")
     agree_ax.set(title="Agreement with peer 0", xlabel="epoch", ylabel="same prediction (% of test images)")
     for ax in (acc_ax, agree_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _finish(ax, "no measured epoch yet")
+        _epoch_axis(ax)
+        _min_y_span(ax)
     return acc_ax.figure

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from ._common import BAR_COLOR, TOP_COLOR, _class_ticks, _fig_ax, _mean_std, _np
+from ._common import BAR_COLOR, TOP_COLOR, _class_ticks, _fig_ax, _mean_std, _min_y_span, _np
 
-__all__ = ["plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "most_similar_pairs",
-           "plot_gradient_norms", "plot_sweep", "plot_per_class"]
+__all__ = ["plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "plot_dark_knowledge_row",
+           "most_similar_pairs", "plot_gradient_norms", "plot_sweep", "plot_per_class"]
+
+HIGHLIGHT_COLOR = "red"
 
 
 def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -22,8 +25,9 @@ def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- soft targets
-def plot_soft_targets(logits, temperature, classes, ax=None):
-    """Bar chart of softmax(logits / T) for one image; the top class in a different colour."""
+def plot_soft_targets(logits, temperature, classes, ax=None, legend=True):
+    """Bar chart of softmax(logits / T) for one image; the top class in a different colour, which the legend
+    names (``legend=False``: none, e.g. on all but one of a row of such charts)."""
     z = _np(logits).ravel()
     if len(classes) != z.size:
         raise ValueError(f"{z.size} logits but {len(classes)} class names")
@@ -35,6 +39,9 @@ def plot_soft_targets(logits, temperature, classes, ax=None):
     colors = [BAR_COLOR] * z.size
     colors[int(p.argmax())] = TOP_COLOR
     ax.bar(np.arange(z.size), p, color=colors)
+    if legend:
+        ax.legend(handles=[Patch(color=TOP_COLOR, label="largest probability"),
+                           Patch(color=BAR_COLOR, label="other classes")], fontsize=7, loc="best")
     _class_ticks(ax, classes)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
@@ -43,7 +50,7 @@ def plot_soft_targets(logits, temperature, classes, ax=None):
 
 
 def plot_temperatures(logits, temperatures, classes, axes=None):
-    """One soft-target bar chart per temperature, side by side, with a shared y axis."""
+    """One soft-target bar chart per temperature, side by side, with a shared y axis; the first one has the legend."""
     temperatures = list(temperatures)
     if axes is None:
         fig = Figure(figsize=(3.2 * len(temperatures), 3.4), layout="constrained")
@@ -52,15 +59,20 @@ def plot_temperatures(logits, temperatures, classes, axes=None):
     if len(axes) != len(temperatures):
         raise ValueError(f"{len(temperatures)} temperatures but {len(axes)} axes")
     for i, (ax, t) in enumerate(zip(axes, temperatures)):
-        plot_soft_targets(logits, t, classes, ax=ax)
+        plot_soft_targets(logits, t, classes, ax=ax, legend=i == 0)
         if i:
             ax.set_ylabel("")
     return axes[0].figure
 
 
 # --------------------------------------------------------------------------------- dark knowledge
-def plot_dark_knowledge(soft_targets, classes, temperature, ax=None, annotate=True, hide_diagonal=True):
-    """Heatmap of the teacher's mean soft target (columns) for each true class (rows)."""
+def plot_dark_knowledge(soft_targets, classes, temperature, ax=None, annotate=True, hide_diagonal=True,
+                        vmin=None, vmax=None, title=None):
+    """Heatmap of the teacher's mean soft target (columns) for each true class (rows).
+
+    The colour scale spans the entries shown (off the diagonal, when it is hidden), unless ``vmin``/``vmax``
+    fix it: several matrices of the same quantity side by side belong on one scale
+    (:func:`plot_dark_knowledge_row` does that). ``title`` replaces the teacher's title (e.g. for a student)."""
     import seaborn as sns  # imported here: importing seaborn pulls in pyplot
 
     m = _np(soft_targets)
@@ -70,15 +82,39 @@ def plot_dark_knowledge(soft_targets, classes, temperature, ax=None, annotate=Tr
     fig, ax = _fig_ax(ax, (7.5, 6))
     mask = np.eye(k, dtype=bool) if hide_diagonal else None
     sns.heatmap(m, mask=mask, ax=ax, annot=annotate, fmt=".3f", annot_kws={"fontsize": 7}, cmap="viridis",
-                xticklabels=list(classes), yticklabels=list(classes), square=True,
+                vmin=vmin, vmax=vmax, xticklabels=list(classes), yticklabels=list(classes), square=True,
                 cbar_kws={"label": "mean soft-target probability"})
     ax.set_xticklabels(list(classes), rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticklabels(list(classes), rotation=0)
     ax.set_xlabel("class in the soft target")
     ax.set_ylabel("true class")
     hidden = " (diagonal hidden)" if hide_diagonal else ""
-    ax.set_title(f"Teacher's mean soft targets at T = {temperature:g}{hidden}")
+    ax.set_title(title or f"Teacher's mean soft targets at T = {temperature:g}{hidden}")
     return fig
+
+
+def _shown_entries(m: np.ndarray, hide_diagonal: bool) -> np.ndarray:
+    """The entries of a (K, K) matrix that its heatmap colours: all, or those off the diagonal."""
+    return m[~np.eye(len(m), dtype=bool)] if hide_diagonal else m.ravel()
+
+
+def plot_dark_knowledge_row(matrices, classes, temperature, axes=None, annotate=False, hide_diagonal=True):
+    """Several dark-knowledge matrices side by side on ONE colour scale, e.g. ``{"teacher": ..., "scratch
+    student": ..., "KD student": ...}`` (each (K, K), :func:`kd_lab.analysis.soft_targets_by_class`): the same
+    colour is the same probability in every panel, so the panels can be compared."""
+    mats = {name: _np(m) for name, m in matrices.items()}
+    if axes is None:
+        fig = Figure(figsize=(6.2 * len(mats), 5.2), layout="constrained")
+        axes = fig.subplots(1, len(mats), squeeze=False)[0]
+    if len(axes) != len(mats):
+        raise ValueError(f"{len(mats)} matrices but {len(axes)} axes")
+    shown = np.concatenate([_shown_entries(m, hide_diagonal) for m in mats.values()])
+    hidden = " (diagonal hidden)" if hide_diagonal else ""
+    for ax, (name, m) in zip(axes, mats.items()):
+        plot_dark_knowledge(m, classes, temperature, ax=ax, annotate=annotate, hide_diagonal=hide_diagonal,
+                            vmin=float(shown.min()), vmax=float(shown.max()),
+                            title=f"{name}: mean soft targets, T = {temperature:g}{hidden}")
+    return axes[0].figure
 
 
 def most_similar_pairs(soft_targets, classes, k=5) -> list[tuple[str, str, float]]:
@@ -114,7 +150,8 @@ def plot_gradient_norms(temperatures, norms, ax=None):
 
 # ------------------------------------------------------------------------------ comparing runs
 def plot_sweep(x_values, results, xlabel, ax=None, ylabel="test accuracy (%)", baseline=None, log_x=False):
-    """Mean ± std over seeds against a swept setting, one line per label; optional baseline bands."""
+    """Mean ± std over seeds against a swept setting, one line per label; optional baseline bands. The y axis
+    spans at least 1 percentage point for values in % (one value per x, or a flat line, is not a cliff)."""
     fig, ax = _fig_ax(ax, (6, 3.8))
     x = _np(x_values).ravel()
     for i, (label, per_x) in enumerate(results.items()):
@@ -135,11 +172,13 @@ def plot_sweep(x_values, results, xlabel, ax=None, ylabel="test accuracy (%)", b
     ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel} against {xlabel} (mean ± std over seeds)")
     if ax.lines:
         ax.legend(fontsize=8)
+    _min_y_span(ax)
     return fig
 
 
 def plot_per_class(per_class, classes, ax=None, highlight=None):
-    """Grouped bars: accuracy (%) of each class, one bar per label; ``highlight`` marks one class in red."""
+    """Grouped bars: accuracy (%) of each class, one bar per label; ``highlight`` (a class index) marks one class
+    with a red band behind its bars and a red tick label, named in the legend."""
     fig, ax = _fig_ax(ax, (max(6.0, 0.8 * len(classes)), 3.8))
     k, n = len(classes), max(len(per_class), 1)
     width = 0.8 / n
@@ -151,10 +190,12 @@ def plot_per_class(per_class, classes, ax=None, highlight=None):
         ax.bar(np.arange(k) - 0.4 + width * (i + 0.5), a, width, color=f"C{i}", label=label)
     _class_ticks(ax, classes)
     if highlight is not None:
+        ax.axvspan(highlight - 0.45, highlight + 0.45, color=HIGHLIGHT_COLOR, alpha=0.12, zorder=0,
+                   label=f"{classes[highlight]} (highlighted)")
         tick = ax.get_xticklabels()[highlight]
-        tick.set_color("red")
+        tick.set_color(HIGHLIGHT_COLOR)
         tick.set_fontweight("bold")
     ax.set(ylim=(0, 120), yticks=range(0, 101, 20), ylabel="accuracy (%)", title="Accuracy per class")
-    if per_class:
-        ax.legend(fontsize=8, loc="upper center", ncols=len(per_class))     # in the free band above 100 %
+    if per_class or highlight is not None:                                  # in the free band above 100 %
+        ax.legend(fontsize=8, loc="upper center", ncols=len(per_class) + (highlight is not None))
     return fig
