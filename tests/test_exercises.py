@@ -5,9 +5,103 @@ import pytest
 import torch
 from conftest import assert_exports_union_of_families
 
-from kd_lab import exercises
+from kd_lab import exercises, losses
 
 
+def not_done(*args):
+    raise NotImplementedError
+
+
+def _binary(z, y, T):
+    p_y = torch.softmax(z / T, 1).gather(1, y[:, None])
+    return torch.cat([p_y, 1 - p_y], 1)
+
+
+def right_tckd(s, t, y, T):
+    b_s, b_t = _binary(s, y, T), _binary(t, y, T)
+    return T * T * (b_t * (b_t.log() - b_s.log())).sum(1).mean()
+
+
+@pytest.mark.parametrize("fn,message", [
+    (right_tckd, "✅ your TCKD matches kd_lab.losses.dkd_parts"),
+    (lambda s, t, y, T: losses.dkd_parts(s, t, y, T)[0], "✅"),
+    (lambda s, t, y, T: right_tckd(s, t, y, T) / T ** 2, "the T² factor is missing"),
+    (lambda s, t, y, T: right_tckd(t, s, y, T), "wrong direction"),
+    (lambda s, t, y, T: T * T * (_binary(t, y, T)[:, 0] * (_binary(t, y, T)[:, 0].log()
+                                                          - _binary(s, y, T)[:, 0].log())).mean(),
+     "add the non-target entry"),
+    (lambda s, t, y, T: losses.kd_loss(s, t, T), "this is the whole KD loss"),
+    (lambda s, t, y, T: right_tckd(s, t, y, 1.0) * T * T, "taken at T = 1"),
+    (lambda s, t, y, T: right_tckd(s, t, y, T) * len(s), "you summed without averaging"),
+    (lambda s, t, y, T: right_tckd(s, t, y, T) + 1, "expected"),
+    (lambda s, t, y, T: right_tckd(s, t, y, T).reshape(1), "expected shape (), got (1,)"),
+    (not_done, "not implemented yet"),
+])
+def test_check_tckd(capsys, fn, message):
+    ok = exercises.check_tckd(fn)
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")
+
+
+def _entropy(z, T):
+    p = torch.softmax(z.double() / T, -1)
+    return float(-(p * p.log()).sum())
+
+
+def bisect_temperature(z, target, log=torch.log, divide=True):
+    lo, hi = 1e-3, 1e3
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        p = torch.softmax(z.double() / mid if divide else z.double() * mid, -1)
+        h = float(-(p * log(p.clamp_min(1e-300))).sum())
+        lo, hi = (mid, hi) if (h < target) == divide else (lo, mid)
+    return (lo * hi) ** 0.5
+
+
+@pytest.mark.parametrize("fn,message", [
+    (bisect_temperature, "✅ your temperatures reach the target entropies"),
+    (lambda z, h: torch.tensor(bisect_temperature(z, h)), "✅"),
+    (lambda z, h: bisect_temperature(z, h, log=torch.log2), "in bits (log2)"),
+    (lambda z, h: bisect_temperature(z, h, divide=False), "multiplied by T"),
+    (lambda z, h: 1.0, "raise T"),
+    (lambda z, h: 1000.0, "lower T"),
+    (lambda z, h: -1.0, "expected a positive number T, got -1.0"),
+    (lambda z, h: None, "expected a positive number T, got None"),
+    (not_done, "not implemented yet"),
+])
+def test_check_entropy_temperature(capsys, fn, message):
+    ok = exercises.check_entropy_temperature(fn)
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")
+
+
+RECORD = {"pairs": 3, "diff_mean": 2.4, "ci_low": 0.9, "ci_high": 3.9}
+
+
+@pytest.mark.parametrize("prediction,message", [
+    (None, "❌ write your prediction first"),
+    ("two", "must be a number of points, got 'two'"),
+    (float("nan"), "must be a number of points"),
+    (True, "must be a number of points"),
+    (2.0, "✅ KD's gain: you predicted +2.00, measured +2.40 points (95 % CI +0.90 … +3.90) over 3 seeds; "
+          "off by 0.40"),
+    (3.8, "✅"),                                        # inside the interval, beyond the tolerance
+    (6, "3.60 points too high"),
+    (-1.0, "3.40 points too low — and the sign is wrong"),
+])
+def test_check_prediction(capsys, prediction, message):
+    ok = exercises.check_prediction(prediction, RECORD, what="KD's gain")
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")
+
+
+def test_check_prediction_without_a_result_or_an_interval(capsys):
+    assert not exercises.check_prediction(1.0, {"pairs": 0, "diff_mean": float("nan"), "ci_low": float("nan"),
+                                                "ci_high": float("nan")})
+    assert "not in the results file yet" in capsys.readouterr().out
+    one = {"pairs": 1, "diff_mean": 1.0, "ci_low": float("nan"), "ci_high": float("nan")}
+    assert exercises.check_prediction(1.5, one)
+    assert "measured +1.00 points over 1 seeds; off by 0.50" in capsys.readouterr().out
+
+
+# the first edition's two checks (lesson 01 until its second edition takes its place)
 def right_softmax(z, t):
     return torch.softmax(z / t, dim=-1)
 
@@ -25,10 +119,6 @@ def test_check_softmax_t(capsys, fn, message):
     ok = exercises.check_softmax_t(fn)
     out = capsys.readouterr().out
     assert message in out and ok == message.startswith("✅")
-
-
-def not_done(*args):
-    raise NotImplementedError
 
 
 def right_kd(s, t, T):
@@ -181,7 +271,8 @@ def test_check_detach(capsys):
 # --------------------------------------------------------------------------------- package layout
 EXERCISE_FAMILIES = {   # module of kd_lab.exercises -> (its lesson, its public checks and choices)
     "_common": ("every lesson", set()),
-    "response": ("lesson 01", {"check_softmax_t", "check_kd_loss", "check_temperature_limits"}),
+    "response": ("lesson 01", {"check_tckd", "check_entropy_temperature", "check_temperature_limits",
+                               "check_prediction", "check_softmax_t", "check_kd_loss"}),
     "label_free": ("lesson 02", {"check_mining", "check_gt_term", "GT_TERM_CHOICES"}),
     "mutual": ("lesson 03", {"check_dml_loss", "check_detach", "DETACH_CHOICES"}),
     "feature": ("lesson 04", {"check_ofd_margin", "check_partial_l2_mask"}),

@@ -4,7 +4,7 @@
 
 Each ``check_…`` prints what is right or what is wrong (and a hint), and returns True or False; it never
 raises on a wrong answer, so a notebook keeps running. Every name is re-exported here:
-``from kd_lab import exercises; exercises.check_kd_loss(my_kd_loss)``.
+``from kd_lab import exercises; exercises.check_tckd(my_tckd)``.
 """
 from .comparison import check_pareto_front, check_seed_summary
 from .feature import check_ofd_margin, check_partial_l2_mask
@@ -12,10 +12,18 @@ from .label_free import GT_TERM_CHOICES, check_gt_term, check_mining
 from .mutual import DETACH_CHOICES, check_detach, check_dml_loss
 from .relation import _TRIANGLE as _TRIANGLE  # the hand-made triangle of check_angle_tensor, for the tests
 from .relation import check_angle_tensor, check_distance_matrix
-from .response import check_kd_loss, check_softmax_t, check_temperature_limits
+from .response import (
+    check_entropy_temperature,
+    check_kd_loss,
+    check_prediction,
+    check_softmax_t,
+    check_tckd,
+    check_temperature_limits,
+)
 
 __all__ = [
-    "check_softmax_t", "check_kd_loss", "check_temperature_limits",       # lesson 01 (response)
+    "check_tckd", "check_entropy_temperature", "check_temperature_limits", "check_prediction",   # lesson 01
+    "check_softmax_t", "check_kd_loss",                                    # lesson 01, first edition
     "check_mining", "check_gt_term", "GT_TERM_CHOICES",                    # lesson 02 (label_free)
     "check_dml_loss", "check_detach", "DETACH_CHOICES",                    # lesson 03 (mutual)
     "check_ofd_margin", "check_partial_l2_mask",                           # lesson 04 (feature)
