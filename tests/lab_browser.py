@@ -223,8 +223,10 @@ class LessonPage:
         self.wait_cells(indices, timeout_s)
 
     def first_code_cell(self) -> int:
+        """The lesson's set-up: its first code cell after the install cell (which does nothing here)."""
         kinds = self.page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").evaluate_all(
-            "cells => cells.map(c => c.classList.contains('jp-CodeCell'))")
+            "cells => cells.map(c => c.classList.contains('jp-CodeCell')"
+            " && !c.textContent.includes('Colab, or any Jupyter without the course'))")
         return kinds.index(True)
 
     def select(self, index: int) -> None:

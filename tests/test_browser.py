@@ -74,7 +74,8 @@ class TrainStop:
 @dataclass(frozen=True)
 class Lesson:
     """``run``: "all" (Run All Cells), "above" (the cells above the last checked panel, and the panel's), or
-    texts of cells to run after the first code cell (the set-up) and before the panels' cells."""
+    texts of cells to run after the set-up (the first code cell after the install cell) and before the panels'
+    cells."""
 
     notebook: str
     checks: tuple

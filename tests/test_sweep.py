@@ -191,6 +191,7 @@ def test_a_changed_setting_never_mixes_with_old_rows(tiny, tmp_path):
 
 
 def test_a_run_another_spec_already_made_is_copied_not_trained_again(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KD_LAB_QUICK", raising=False)             # full mode: tiny.csv is the source, not -quick
     copy_csv(tiny, tmp_path)                                      # tiny.csv beside the new spec's results
     (tmp_path / "tiny-quick.csv").write_bytes(tiny[1].read_bytes())   # quick rows are never a source of full ones
     (tmp_path / "notes.csv").write_text("a,b\n1,2\n")            # nor is a CSV that is not a results file
@@ -327,7 +328,8 @@ def test_a_bad_top_level_value_names_the_file_key_value_and_what_is_allowed(line
 @pytest.mark.parametrize("arm,message", [
     ("method = 'kdd'", "arms[2].method = 'kdd' is not allowed; expected a registered method, one of ['scratch', 'kd'"),
     ("method = 'kd'\noptions = { temprature = 2 }", "arms[2].options.temprature: method 'kd' has no option "
-                                                      "'temprature'; its options: ['alpha', 'temperature']"),
+                                                      "'temprature'; its options: ['alpha', 'permute_non_target', "
+                                                      "'temperature']"),
     ("method = 'kd'\noptions = { temperature = 'hot' }", "arms[2].options.temperature = 'hot' is not allowed; "
                                                           "expected a finite number (the default of kd's temperature"),
     ("method = 'dml'\noptions = { k = 2.5 }", "arms[2].options.k = 2.5 is not allowed; expected an integer"),
