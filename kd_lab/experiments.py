@@ -18,7 +18,7 @@ from .methods import make_method, method_info
 from .models import build_model
 from .stats import format_mean_std, mean_std
 from .teacher_cache import TeacherCache
-from .train import History, evaluate, fit, pick_device, quick_mode, seed_everything
+from .train import History, evaluate, fit, pick_device, progress_bar, quick_mode, seed_everything
 from .zoo import default_recipe, get_teacher
 
 __all__ = ["Setting", "train_student", "train_method", "run_method", "summarize", "mean_std", "load_data", "compare",
@@ -263,9 +263,8 @@ def compare(runs: dict, seeds=(0, 1, 2), setting: Setting | None = None, progres
     Returns ``label -> [History per seed]``; a tqdm bar counts the runs. A run stopped by Ctrl-C (the
     notebook's interrupt) stops them all: ``KeyboardInterrupt`` is raised again, no partial result is returned.
     """
-    from tqdm.auto import tqdm
     results = {label: [] for label in runs}
-    bar = tqdm(total=len(runs) * len(seeds), desc="runs", disable=not progress)
+    bar = progress_bar(total=len(runs) * len(seeds), desc="runs", disable=not progress)
     for label, (method, options) in runs.items():
         for seed in seeds:
             bar.set_postfix_str(f"{label}, seed {seed}")

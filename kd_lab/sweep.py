@@ -61,7 +61,7 @@ from .methods import METHODS, method_info, method_names
 from .models import PRESETS
 from .recipes import RECIPES
 from .results import COLUMNS, SWEEP_COLUMNS, cell_rows, read_rows, summarize_sweep, sweep_markdown
-from .train import _check_fit_args, device_name, pick_device, quick_mode
+from .train import _check_fit_args, device_name, pick_device, progress_bar, quick_mode
 
 __all__ = ["Arm", "Spec", "SETTING_FIELDS", "load_spec", "spec_from_dict", "base_setting", "setting_key",
            "plan_cells", "todo_cells", "reusable_rows", "reuse_rows", "default_out", "run_sweep", "run_cell",
@@ -802,8 +802,7 @@ def _prefetch_teachers(todo: list[dict], device) -> None:
 
 def _execute(todo, out: Path, total: int, executor: str, jobs: int, threads: int, address, retries: int,
              progress: bool) -> None:
-    from tqdm.auto import tqdm
-    bar = tqdm(total=total, initial=total - len(todo), desc="cells", unit="run", disable=not progress)
+    bar = progress_bar(total=total, initial=total - len(todo), desc="cells", unit="run", disable=not progress)
     if progress and len(todo) < total:
         bar.write(f"resuming {out}: {total - len(todo)} of {total} cells already done")
 

@@ -6,6 +6,7 @@ can plot any term. The teacher, if any, stays in eval mode with no gradient.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -69,6 +70,7 @@ class History:
     epochs: list[dict] = field(default_factory=list)   # {"epoch", "train_acc", "test_acc", "images_per_s", "wall_s"}
     status: str = "new"                                 # new | running | finished | stopped | failed
     error: str | None = None
+    view: dict | None = None                            # the latest Method.live_view (replaced at each evaluation)
 
     @property
     def term_names(self) -> list[str]:
@@ -316,6 +318,7 @@ def _end_epoch(h: History, method, train: ImageData, test: ImageData | None, epo
               "test_acc": evaluate(method.student, test).accuracy if test is not None else None}
     if test is not None:
         record.update(method.epoch_metrics(test))         # e.g. each DML peer's accuracy; {} by default
+        h.view = method.live_view(test) or h.view         # e.g. KD's logits on probe images; None by default
     record["wall_s"] = time.perf_counter() - start
     h.epochs.append(record)
 
@@ -329,5 +332,42 @@ class _NoBar:
 def _progress(enabled: bool, total: int, desc: str):
     if not enabled:
         return _NoBar()
+    return progress_bar(total=total, desc=desc, unit="step", leave=False)
+
+
+def progress_bar(**kwargs):
+    """A ``tqdm.auto`` bar (same keyword arguments). In a notebook its saved output shows the bar's final
+    state: tqdm's widget bar keeps the text it had when first shown ("0%") as the output a saved notebook
+    shows on GitHub or nbviewer, so this one re-publishes its display on close (empty when ``leave=False``)."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
+    from tqdm.notebook import tqdm as notebook_tqdm
+    if kwargs.get("disable") or not issubclass(tqdm, notebook_tqdm):
+        return tqdm(**kwargs)
+    return _saved_bar_class()(**kwargs)
+
+
+@functools.cache
+def _saved_bar_class():
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    class SavedBar(notebook_tqdm):
+        def __init__(self, **kwargs):
+            super().__init__(display=False, **kwargs)
+            from IPython.display import display
+            self._handle = display(self.container, display_id=True)
+
+        def close(self):
+            if self.disable:
+                return
+            super().close()
+            if self._handle is not None:
+                self._handle.update(self.container if self.leave else _Blank())
+                self._handle = None
+
+    return SavedBar
+
+
+class _Blank:
+    """An output with nothing to show (what a closed ``leave=False`` bar leaves in a saved notebook)."""
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": ""}

@@ -1,7 +1,8 @@
 """Notebook panels: thin ipywidgets wrappers over :mod:`kd_lab.train` and :mod:`kd_lab.viz`.
 
 * :class:`TrainingPanel` — sliders for a method's knobs, Train and Stop buttons, live plots of every loss
-  term and of test accuracy, and a table of the runs done so far. Training runs in a background thread
+  term and of test accuracy, the method's live view (e.g. KD's logits on probe images, redrawn at each
+  evaluation), and a table of the runs done so far. Training runs in a background thread
   so the notebook stays responsive; ``sync=True`` runs it in the caller's thread (tests, nbval).
 * :class:`SoftTargetPanel` — a temperature slider over a teacher's real logits: one image's soft targets
   and the class-by-class "dark knowledge" matrix.
@@ -164,9 +165,11 @@ class TrainingPanel(_Panel):
         self.live_metrics = tuple(method_info(self.method).cls.live_metrics)    # epoch metrics drawn live
         self.metrics_plot = w.Image(format="png",
                                     layout=w.Layout(width="480px", display="" if self.live_metrics else "none"))
+        self.view_plot = w.Image(format="png", layout=w.Layout(width="900px", display="none"))  # the live view
+        self.view_figure, self._drawn_view = None, None
         self.table = w.HTML()
         self.widget = w.VBox([*self.sliders.values(), w.HBox([self.train_button, self.stop_button]),
-                              self.status, self.plot, self.metrics_plot, self.table])
+                              self.status, self.plot, self.view_plot, self.metrics_plot, self.table])
         self._show(self.plot, viz.plot_history(History()))
         self._draw_metrics(History())
 
@@ -245,8 +248,19 @@ class TrainingPanel(_Panel):
             return
         self._last_draw = now
         self._show(self.plot, viz.plot_history(h))
+        self._draw_view(h)
         self._draw_metrics(h)
         self.table.value = self.runs_table_html()
+
+    def _draw_view(self, h: History) -> None:
+        """The method's live view (:meth:`kd_lab.methods.Method.live_view`, e.g. KD's logits on probe images),
+        redrawn when an evaluation has made a new one; kept as ``view_figure``."""
+        if h.view is None or h.view is self._drawn_view:
+            return
+        self._drawn_view = h.view
+        self.view_figure = viz.plot_live_view(h.view)
+        self.view_plot.value = viz.figure_to_png(self.view_figure)
+        self.view_plot.layout.display = ""
 
     def _draw_metrics(self, h: History) -> None:
         """The method's ``live_metrics`` (e.g. RKD's relation agreement) against epoch, kept as ``metrics_figure``."""

@@ -277,3 +277,34 @@ def test_a_training_panel_saves_its_loss_plot_before_any_run():
     png = panel._repr_mimebundle_()["image/png"]
     assert png == bytes(panel.plot.value)                 # its only visible plot (KD draws no live metrics)
     assert isinstance(panel.figure, Figure)
+
+
+def _run_in_a_kernel(source: str) -> list[dict]:
+    """Execute ``source`` as one notebook cell in a real kernel; returns the cell's saved outputs."""
+    import nbclient
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    return nb.cells[0].outputs
+
+
+def test_a_saved_progress_bar_shows_its_final_state_not_zero_percent():
+    outputs = _run_in_a_kernel(
+        "from kd_lab.train import progress_bar\n"
+        "kept = progress_bar(total=5, desc='kept')\n"
+        "gone = progress_bar(total=5, desc='gone', leave=False)\n"
+        "for bar in (kept, gone):\n"
+        "    bar.update(5); bar.close()\n")
+    texts = [o["data"]["text/plain"] for o in outputs if o["output_type"] == "display_data"]
+    assert len(texts) == 2, outputs
+    assert "kept: 100%" in texts[0] and "5/5" in texts[0], texts[0]
+    assert "application/vnd.jupyter.widget-view+json" in outputs[0]["data"]      # still the live widget
+    assert texts[1] == "", texts[1]                                                 # leave=False: nothing left
+    assert not any("0%" in t and "100%" not in t for t in texts)
+
+
+def test_a_progress_bar_outside_a_notebook_is_plain_tqdm():
+    from tqdm import tqdm
+    from kd_lab.train import progress_bar
+    bar = progress_bar(total=3, desc="x", disable=True)
+    assert isinstance(bar, tqdm)
+    bar.close()

@@ -497,10 +497,11 @@ def test_epoch_metrics_one_line_per_key_labelled_by_default():
 
 # --------------------------------------------------------------------------------- package layout
 VIZ_FAMILIES = {    # module of kd_lab.viz -> (its lesson, its public plots)
-    "_common": ("every lesson", {"plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png"}),
+    "_common": ("every lesson", {"plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png",
+                                 "plot_live_view"}),
     "response": ("lesson 01", {"plot_soft_targets", "plot_temperatures", "plot_dark_knowledge",
                                "plot_dark_knowledge_row", "most_similar_pairs", "plot_gradient_norms", "plot_sweep",
-                               "plot_per_class"}),
+                               "plot_per_class", "plot_logit_view"}),
     "effects": ("lesson 01", {"plot_paired_effects"}),
     "label_free": ("lesson 02", {"plot_images", "plot_confidence_histogram", "plot_class_balance",
                                  "plot_mining_grid", "plot_unlabeled_curve"}),
@@ -527,3 +528,15 @@ def test_each_viz_family_defines_its_lessons_plots_and_viz_reexports_them(family
 
 def test_viz_exports_exactly_the_union_of_its_family_modules():
     assert_exports_union_of_families(viz, VIZ_FAMILIES)
+
+
+def test_a_live_view_of_an_unknown_kind_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"kind 'nope'.*'logits'"):
+        viz.plot_live_view({"kind": "nope"})
+
+
+def test_the_logit_view_refuses_logits_that_do_not_match_the_classes():
+    view = {"kind": "logits", "student": np.zeros((2, 3)), "teacher": np.zeros((2, 3)), "labels": [0, 1],
+            "classes": ["a", "b"], "temperature": 4.0}
+    with pytest.raises(ValueError, match="2 classes"):
+        viz.plot_live_view(view)

@@ -10,7 +10,7 @@ from kd_lab.experiments import Setting
 from kd_lab.models import build_model
 from kd_lab.widgets import SoftTargetPanel, TrainingPanel
 
-SETTING = Setting(labeled=200, epochs=2, test_size=300, batch_size=50)
+SETTING = Setting(labeled=200, epochs=2, eval_every=1, test_size=300, batch_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,43 @@ def test_dml_panel_has_an_integer_slider_for_k_and_trains_k_peers():
     assert {"acc_2", "acc_ensemble", "agree_0_2"} <= set(h.epochs[-1])
     legend = {t.get_text() for t in panel.figure.axes[0].get_legend().get_texts()}
     assert {"ce_2", "kl_2 ×w/(K−1)=0.25", "total"} <= legend
+
+
+def test_the_kd_panel_redraws_its_logit_view_at_each_evaluation(teacher):
+    """Lesson 01's live view: the student's and teacher's logits on fixed probe images, redrawn after each of the
+    two evaluations; the figure's bars are the logits the run measured, and the student's change between them."""
+    panel = make_panel(teacher)
+    assert panel.view_plot.layout.display == "none"                   # no view before a run
+    seen = []
+
+    def record(h):
+        if h.view is not None and (not seen or seen[-1][0] is not h.view):
+            panel._redraw(h, force=True)
+            seen.append((h.view, panel.view_figure, bytes(panel.view_plot.value)))
+
+    panel._on_progress, panel_progress = (lambda h: (record(h), panel_progress(h))), panel._on_progress
+    panel.train()
+    assert len(seen) == 2                                            # one view per evaluation (2 epochs)
+    (first, fig1, png1), (second, fig2, png2) = seen
+    assert panel.view_plot.layout.display == "" and png1 != png2
+    assert not torch.equal(first["student"], second["student"])      # the student moved between evaluations
+    assert torch.equal(first["teacher"], second["teacher"])          # the teacher did not
+    n, k = first["student"].shape
+    assert n == 3 and k == 10 and first["temperature"] == 4.0
+    axes = {ax.get_title(): ax for ax in fig2.axes}
+    teacher_bars, student_bars = fig2.axes[0].containers[:2]
+    assert (teacher_bars.get_label(), student_bars.get_label()) == ("teacher", "student")
+    heights = torch.tensor([b.get_height() for b in student_bars], dtype=torch.float32)
+    assert torch.allclose(heights, second["student"][0], atol=1e-5)  # image 0's student bars are its logits
+    scatter = next(ax for title, ax in axes.items() if title.startswith(f"all {n}×{k} logits"))
+    points = sum(len(c.get_offsets()) for c in scatter.collections)
+    assert points == n * k                                           # every logit of every probe image
+    softened = next(ax for ax in fig2.axes if ax.get_ylabel().startswith("softmax(z / T)"))     # image 0's
+    probs = torch.tensor([b.get_height() for b in softened.containers[1]], dtype=torch.float32)
+    assert torch.allclose(probs, softmax_t(second["student"][:1], 4.0)[0], atol=1e-5)   # softened at the run's T
+
+
+def test_a_method_without_a_live_view_shows_none(teacher):
+    panel = TrainingPanel("scratch", {"labeled": 200}, SETTING, device="cpu", sync=True, redraw_s=0.0)
+    panel.train()
+    assert panel.runs[-1]["history"].view is None and panel.view_plot.layout.display == "none"

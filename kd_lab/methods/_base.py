@@ -103,6 +103,13 @@ class Method(nn.Module):
         """Extra numbers for the epoch record, computed on ``test`` when accuracy is measured (default none)."""
         return {}
 
+    def live_view(self, test) -> dict | None:
+        """One non-scalar view of what the method transfers, on the first images of ``test``, student beside
+        teacher (or peer): a dict whose ``"kind"`` names its plot in :func:`kd_lab.viz.plot_live_view`.
+        :func:`kd_lab.train.fit` computes it when accuracy is measured and keeps the latest as ``History.view``;
+        a :class:`kd_lab.widgets.TrainingPanel` draws it beside the curves. Default: None (no view)."""
+        return None
+
     def training_set(self, train, labeled, test):
         """The :class:`kd_lab.data.ImageData` this method trains on, from the whole splits ``train`` and ``test``
         and ``labeled``, the indices of the labeled images (None: every one). Default: the labeled images;

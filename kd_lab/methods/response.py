@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .. import losses
 from ._base import Knob, Method, _check_temperature, _check_weight, register
 
-__all__ = ["Scratch", "KD", "DKD", "TEMPERATURE_KNOB", "permute_non_target"]
+__all__ = ["Scratch", "KD", "DKD", "TEMPERATURE_KNOB", "permute_non_target", "logit_view"]
 
 LESSON = "01_response_kd"
 TEMPERATURE_KNOB = Knob(0.5, 20.0, 0.5, "temperature T")      # every method with a softmax temperature
@@ -39,6 +39,19 @@ class Scratch(Method):
 
     def loss_terms(self, x, y, phase=None):
         return {"ce": F.cross_entropy(self.student(x), y, label_smoothing=self.label_smoothing)}
+
+
+LIVE_IMAGES = 3                                             # probe images of the live view
+
+
+def logit_view(method: Method, test, images: int = LIVE_IMAGES) -> dict:
+    """Lesson 01's live view: the student's and the teacher's raw logits (N, K) on the first ``images`` test
+    images, their labels and the method's temperature (:func:`kd_lab.viz.plot_logit_view` draws them)."""
+    from ..analysis import predict_logits
+    probe = test.subset(torch.arange(min(len(test), images), device=test.device))
+    teacher = method.teacher_on_probe(probe.x, lambda: predict_logits(method.teacher, probe))
+    return {"kind": "logits", "student": predict_logits(method.student, probe), "teacher": teacher,
+            "labels": probe.y.cpu(), "classes": list(test.classes), "temperature": method.temperature}
 
 
 def permute_non_target(logits: torch.Tensor, targets: torch.Tensor, generator=None) -> torch.Tensor:
@@ -95,6 +108,9 @@ class KD(Method):
         return {"ce": (1 - self.alpha) * F.cross_entropy(s, y),
                 "kd": self.alpha * losses.kd_loss(s, t, self.temperature)}
 
+    def live_view(self, test):
+        return logit_view(self, test)
+
 
 @register("dkd", lesson=LESSON, knobs={
     "alpha": Knob(0.0, 4.0, 0.1, "α (weight of TCKD)"),
@@ -141,3 +157,6 @@ class DKD(Method):
         tckd, nckd = losses.dkd_parts(s, t, y, self.temperature)
         ramp = self.ramp()
         return {"ce": F.cross_entropy(s, y), "tckd": ramp * self.alpha * tckd, "nckd": ramp * self.beta * nckd}
+
+    def live_view(self, test):
+        return logit_view(self, test)

@@ -1,7 +1,8 @@
 """Plots of the course, one module per family of methods, the lesson's order:
 
 - :mod:`._common` — what every lesson draws: loss and accuracy curves of a run, epoch metrics, mean ± std over
-  seeds, PNG rendering for the widgets; and the helpers the families share;
+  seeds, PNG rendering for the widgets, a training panel's live view (each family registers its kinds);
+  and the helpers the families share;
 - :mod:`.response` — lesson 01 (KD, DKD): soft targets, temperatures, dark knowledge, sweeps, per-class accuracy;
 - :mod:`.label_free` — lesson 02 (SSLD): the mined unlabeled pool, image grids, accuracy against unlabeled data;
 - :mod:`.mutual` — lesson 03 (DML): the peers' accuracy and agreement;
@@ -17,7 +18,7 @@ Every function takes data (torch tensors, numpy arrays or plain lists/dicts), op
 nothing is shown until the caller displays the figure (or renders it with :func:`figure_to_png`).
 Importing this package changes no global state (no rcParams, style or backend).
 """
-from ._common import figure_to_png, plot_epoch_metrics, plot_history, plot_runs_bar
+from ._common import figure_to_png, plot_epoch_metrics, plot_history, plot_live_view, plot_runs_bar
 from .comparison import plot_comparison
 from .effects import plot_paired_effects
 from .feature import (
@@ -41,6 +42,7 @@ from .response import (
                       plot_dark_knowledge,
                       plot_dark_knowledge_row,
                       plot_gradient_norms,
+                      plot_logit_view,
                       plot_per_class,
                       plot_soft_targets,
                       plot_sweep,
@@ -49,10 +51,10 @@ from .response import (
 
 __all__ = [
     # every lesson (_common)
-    "plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png",
+    "plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png", "plot_live_view",
     # lesson 01 (response)
     "plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "plot_dark_knowledge_row", "most_similar_pairs",
-    "plot_gradient_norms", "plot_sweep", "plot_per_class",
+    "plot_gradient_norms", "plot_sweep", "plot_per_class", "plot_logit_view",
     # lesson 01 (effects)
     "plot_paired_effects",
     # lesson 02 (label_free)
@@ -67,3 +69,4 @@ __all__ = [
     # lesson 06 (comparison)
     "plot_comparison",
 ]
+

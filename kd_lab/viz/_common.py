@@ -1,7 +1,8 @@
 """What every lesson's plots share: figures without pyplot, colours, numbers from tensors, and the plots of
 every lesson — the loss and accuracy curves of a training run (:func:`plot_history`, drawn by every
 ``TrainingPanel``), the numbers a method measures each epoch (:func:`plot_epoch_metrics`), mean ± std over
-seeds (:func:`plot_runs_bar`) and PNG rendering for the widgets (:func:`figure_to_png`).
+seeds (:func:`plot_runs_bar`), PNG rendering for the widgets (:func:`figure_to_png`) and a training panel's
+live view (:func:`plot_live_view`, drawn by the plot a family registers for its kind with :func:`live_view`).
 
 Honest figures: a comparison of close accuracies is drawn as dots with error bars (a bar's length would claim
 a ratio the numbers do not have, once its axis does not start at 0); a y axis never zooms below a minimum
@@ -22,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..stats import format_mean_std, mean_std
 
-__all__ = ["plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png"]
+__all__ = ["plot_history", "plot_epoch_metrics", "plot_runs_bar", "figure_to_png", "plot_live_view"]
 
 BAR_COLOR, TOP_COLOR, SEED_COLOR = "tab:blue", "tab:orange", "0.45"
 PERCENT_SPAN = 1.0      # a y axis in % spans at least 1 percentage point
@@ -271,3 +272,24 @@ def figure_to_png(fig, dpi=80) -> bytes:
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------- live views
+LIVE_VIEWS: dict = {}       # Method.live_view's "kind" -> the plot that draws it (registered by each family)
+
+
+def live_view(kind: str):
+    """Register the decorated plot as the one that draws live views of ``kind``."""
+    def register(plot):
+        LIVE_VIEWS[kind] = plot
+        return plot
+    return register
+
+
+def plot_live_view(view: dict):
+    """The figure of a method's live view (:meth:`kd_lab.methods.Method.live_view`), by its ``"kind"``: what a
+    ``TrainingPanel`` draws at each evaluation."""
+    kind = view.get("kind")
+    if kind not in LIVE_VIEWS:
+        raise ValueError(f"no plot for a live view of kind {kind!r}; known kinds: {sorted(LIVE_VIEWS)}")
+    return LIVE_VIEWS[kind](view)

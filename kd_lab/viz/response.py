@@ -1,6 +1,7 @@
 """Plots of lesson 01, response-based distillation (``notebooks/01_response_kd.ipynb``: Hinton et al. 2015,
 DKD): soft targets softmax(z / T) at one or several temperatures, the teacher's dark knowledge between
-classes, the size of the KD gradient against T, accuracy against a swept setting, and accuracy per class.
+classes, the size of the KD gradient against T, accuracy against a swept setting, accuracy per class, and
+the training panel's live view of the student's and the teacher's logits.
 Lessons 02 and 03 reuse the soft targets, the sweep and the per-class bars.
 """
 from __future__ import annotations
@@ -10,10 +11,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from ._common import BAR_COLOR, TOP_COLOR, _class_ticks, _fig_ax, _mean_std, _min_y_span, _np
+from ._common import BAR_COLOR, TOP_COLOR, _class_ticks, _fig_ax, _mean_std, _min_y_span, _np, live_view
 
 __all__ = ["plot_soft_targets", "plot_temperatures", "plot_dark_knowledge", "plot_dark_knowledge_row",
-           "most_similar_pairs", "plot_gradient_norms", "plot_sweep", "plot_per_class"]
+           "most_similar_pairs", "plot_gradient_norms", "plot_sweep", "plot_per_class", "plot_logit_view"]
 
 HIGHLIGHT_COLOR = "red"
 
@@ -198,4 +199,57 @@ def plot_per_class(per_class, classes, ax=None, highlight=None):
     ax.set(ylim=(0, 120), yticks=range(0, 101, 20), ylabel="accuracy (%)", title="Accuracy per class")
     if per_class or highlight is not None:                                  # in the free band above 100 %
         ax.legend(fontsize=8, loc="upper center", ncols=len(per_class) + (highlight is not None))
+    return fig
+
+
+# ----------------------------------------------------------------------------------- live view
+TEACHER_COLOR = "0.55"
+
+
+@live_view("logits")
+def plot_logit_view(view, fig=None):
+    """Lesson 01's live view (:func:`kd_lab.methods.response.logit_view`): for each probe image, the teacher's
+    and the student's raw logits (top row) and their softened probabilities softmax(z / T) (bottom row), and
+    a scatter of every student logit against the teacher's with the line y = x (right). ``view`` holds
+    ``student``, ``teacher`` (N, K), ``labels`` (N,), ``classes`` and ``temperature``."""
+    s, t = _np(view["student"]), _np(view["teacher"])                     # (N, K) each
+    labels, classes, temp = _np(view["labels"], int).ravel(), list(view["classes"]), float(view["temperature"])
+    if s.shape != t.shape or s.shape[1] != len(classes) or len(labels) != len(s):
+        raise ValueError(f"student logits {s.shape}, teacher logits {t.shape}, {len(labels)} labels and "
+                         f"{len(classes)} classes do not match")
+    n, k = s.shape
+    fig = fig or Figure(figsize=(3.1 * n + 3.6, 5.4), layout="constrained")
+    mosaic = [[f"z{i}" for i in range(n)] + ["scatter"], [f"p{i}" for i in range(n)] + ["scatter"]]
+    axes = fig.subplot_mosaic(mosaic, width_ratios=[1] * n + [1.15])
+    x, width = np.arange(k), 0.4
+    for i in range(n):
+        pt, ps = _softmax(t[i], temp), _softmax(s[i], temp)
+        for key, (a, b) in (("z", (t[i], s[i])), ("p", (pt, ps))):
+            ax = axes[f"{key}{i}"]
+            ax.bar(x - width / 2, a, width, color=TEACHER_COLOR, label="teacher")
+            ax.bar(x + width / 2, b, width, color=BAR_COLOR, label="student")
+            ax.axvspan(labels[i] - 0.5, labels[i] + 0.5, color=TOP_COLOR, alpha=0.15, label="true class")
+            if key == "p":
+                _class_ticks(ax, classes)
+            else:
+                ax.set_xticks(x, [""] * k)
+        axes[f"z{i}"].axhline(0, color="black", lw=0.5)
+        axes[f"z{i}"].set_title(f"image {i}: {classes[labels[i]]}", fontsize=9)
+        axes[f"p{i}"].set_ylim(0, 1)
+    axes["z0"].set_ylabel("raw logit z")
+    axes["p0"].set_ylabel(f"softmax(z / T), T = {temp:g}")
+    axes["z0"].legend(fontsize=7, loc="best")
+    ax = axes["scatter"]
+    lo, hi = float(min(s.min(), t.min())), float(max(s.max(), t.max()))
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--", label="student = teacher")
+    is_label = np.zeros_like(s, dtype=bool)
+    is_label[np.arange(n), labels] = True
+    ax.scatter(t[~is_label], s[~is_label], s=14, color=BAR_COLOR, label="non-target logits")
+    ax.scatter(t[is_label], s[is_label], s=30, color=TOP_COLOR, marker="D", label="target logits")
+    r = float(np.corrcoef(t.ravel(), s.ravel())[0, 1]) if s.std() > 0 and t.std() > 0 else float("nan")
+    ax.set_xlabel("teacher logit")
+    ax.set_ylabel("student logit")
+    ax.set_title(f"all {n}×{k} logits, correlation r = {r:.2f}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Live view: the outputs KD compares, on fixed test images", fontsize=10)
     return fig
