@@ -20,15 +20,17 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from . import sweep
+from .experiments import Setting
 from .results import best_on_validation, cell_rows, read_rows, summarize_sweep
 
 __all__ = ["REPOSITORY", "SweepResults", "lesson_results", "live_mode", "spec_path"]
 
 REPOSITORY = Path(__file__).resolve().parents[1]     # the course's checkout (the package is installed editable)
+_SETTING_FIELDS = {f.name for f in fields(Setting)}
 
 
 def live_mode() -> bool:
@@ -85,6 +87,18 @@ class SweepResults:
         rows = [{**by_key[p["cell_key"]], "arm": p["arm"]} for p in self.plan
                 if _at(p, point) and p["cell_key"] in by_key]
         return self.record(best_on_validation(rows, arms)["arm"], **point)
+
+    def reference(self, *arms, **point) -> dict[str, dict[int, float]]:
+        """``arm -> {seed: test accuracy in %}`` of ``arms`` at one grid point, the first arm the baseline: the
+        bands a :class:`kd_lab.widgets.TrainingPanel` draws (give the panel :meth:`setting` of the same point)."""
+        return {arm: dict(self.record(arm, **point)["test"]) for arm in arms}
+
+    def setting(self, **point) -> Setting:
+        """The :class:`~kd_lab.experiments.Setting` the sweep's runs at ``point`` trained with (full mode): a panel
+        that trains with it is comparable with :meth:`reference`."""
+        with _quick_mode(False):
+            base = sweep.base_setting(self.spec)
+        return replace(base, **{k: v for k, v in point.items() if k in _SETTING_FIELDS})
 
     @property
     def devices(self) -> list[str]:

@@ -31,6 +31,7 @@ from .experiments import Setting, method_teacher, run_method
 from .losses import rkd_angle_loss, rkd_distance_loss
 from .methods import Knob, method_info, method_options
 from .stats import format_number
+from .checks import check_integer
 from .train import History, pick_device
 
 __all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "ComparisonPanel", "SETTING_KNOBS", "knob_widget"]
@@ -127,13 +128,23 @@ class TrainingPanel(_Panel):
     a knob is either a field of :class:`kd_lab.experiments.Setting` (:data:`SETTING_KNOBS`) or an option of the
     method with a :class:`~kd_lab.methods.Knob` in its registration. ``knobs=None``: every knob of the method
     at its default (an option whose default is None has no slider then).
+
+    A press of Train trains the number of seeds the "seeds" slider says (1 to ``max_seeds``: seeds ``seed``,
+    ``seed`` + 1, …), one after the other. ``reference`` (``label -> {seed: final test accuracy in %}``, e.g.
+    :meth:`kd_lab.reference.SweepResults.reference` of the lesson's sweep *at this panel's setting*) is drawn as
+    mean ± std bands on the accuracy plot, and the runs table gives each run's difference to the first label
+    (the baseline) of the same seed.
     """
 
     def __init__(self, method: str = "kd", knobs: dict | None = None, setting: Setting | None = None,
                  seed: int = 0, device="auto", teacher=None, sync: bool = False, redraw_s: float = 0.5,
-                 callback_every: int = 5):
+                 callback_every: int = 5, reference: dict | None = None, max_seeds: int = 3):
         info = method_info(method)              # an unknown method is an error that lists the registered ones
         self.method, self.seed, self.sync, self.redraw_s = method, seed, sync, redraw_s
+        self.reference = {label: {int(k): float(v) for k, v in by_seed.items()}
+                          for label, by_seed in (reference or {}).items()}
+        self.baseline = next(iter(self.reference), None)
+        self.max_seeds = check_integer("max_seeds", max_seeds, 1)
         self.callback_every = callback_every
         self.setting = setting or Setting.default()
         self.device = pick_device(device)
@@ -153,6 +164,7 @@ class TrainingPanel(_Panel):
         self._busy = False                      # a run is in progress (set by train, cleared when it ends)
         self._thread: threading.Thread | None = None
         self._last_draw = 0.0
+        self._current: dict | None = None       # the record of the run in progress
         self._build()
 
     def _build(self) -> None:
@@ -160,6 +172,9 @@ class TrainingPanel(_Panel):
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.train_button.on_click(lambda _: self.train())
         self.stop_button.on_click(lambda _: self.stop())
+        self.seeds = w.IntSlider(value=1, min=1, max=self.max_seeds, description="seeds (runs per press)",
+                                 style={"description_width": "initial"}, layout=w.Layout(width="420px"),
+                                 disabled=self.max_seeds == 1)
         self.status = w.HTML(f"ready: <b>{self.method}</b> on {self.device}")
         self.plot = w.Image(format="png", layout=w.Layout(width="760px"))
         self.live_metrics = tuple(method_info(self.method).cls.live_metrics)    # epoch metrics drawn live
@@ -168,9 +183,9 @@ class TrainingPanel(_Panel):
         self.view_plot = w.Image(format="png", layout=w.Layout(width="900px", display="none"))  # the live view
         self.view_figure, self._drawn_view = None, None
         self.table = w.HTML()
-        self.widget = w.VBox([*self.sliders.values(), w.HBox([self.train_button, self.stop_button]),
+        self.widget = w.VBox([*self.sliders.values(), self.seeds, w.HBox([self.train_button, self.stop_button]),
                               self.status, self.plot, self.view_plot, self.metrics_plot, self.table])
-        self._show(self.plot, viz.plot_history(History()))
+        self._show(self.plot, viz.plot_history(History(), reference=self.reference))
         self._draw_metrics(History())
 
     @property
@@ -182,25 +197,27 @@ class TrainingPanel(_Panel):
         return {name: s.value for name, s in self.sliders.items()}
 
     def train(self) -> dict | None:
-        """Start a run with the sliders' values; returns its record (in ``self.runs``)."""
+        """Start a run with the sliders' values for each seed the seeds slider asks for; returns the first run's
+        record (every run has one in ``self.runs``)."""
         if self.running:
             self.status.value = "a run is in progress: press Stop first"
             return None
         values = self.values()
         setting = Setting(**{**vars(self.setting), **{k: v for k, v in values.items() if k in _SETTING_FIELDS}})
         options = {k: v for k, v in values.items() if k not in _SETTING_FIELDS}
-        record = {"run": len(self.runs) + 1, **values, "history": History(), "status": "running"}
-        self.runs.append(record)
+        records = [{"run": len(self.runs) + 1 + i, "seed": seed, **values, "history": History(), "status": "queued"}
+                   for i, seed in enumerate(range(self.seed, self.seed + self.seeds.value))]
+        self.runs.extend(records)
         self._stop.clear()
         self._busy = True
         self.train_button.disabled, self.stop_button.disabled = True, False
-        job = lambda: self._run(record, setting, options)  # noqa: E731
+        job = lambda: self._run_all(records, setting, options)  # noqa: E731
         if self.sync:
             job()
         else:
             self._thread = threading.Thread(target=job, daemon=True)
             self._thread.start()
-        return record
+        return records[0]
 
     def stop(self) -> None:
         """Ask the run to stop after the current step; its curves and history are kept. With no run in
@@ -215,14 +232,27 @@ class TrainingPanel(_Panel):
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _run_all(self, records: list[dict], setting: Setting, options: dict) -> None:
+        try:
+            for record in records:
+                if self._stop.is_set():                  # Stop also cancels the seeds not started yet
+                    record["status"] = "not run"
+                    continue
+                self._run(record, setting, options)
+        finally:
+            self._busy = False
+            self.train_button.disabled, self.stop_button.disabled = False, True
+            self._redraw(records[-1]["history"], force=True)
+
     def _run(self, record: dict, setting: Setting, options: dict) -> None:
         h = record["history"]
+        record["status"], self._current = "running", record
         try:
             if self.teacher is None and method_info(self.method).cls.needs_teacher:
                 self.status.value = "loading the teacher…"
                 self.teacher = method_teacher(self.method, setting.dataset, self.device, verbose=False)
-            self.status.value = f"training run {record['run']}…"
-            run_method(self.method, setting, seed=self.seed, device=self.device, teacher=self.teacher,
+            self.status.value = f"training run {record['run']} (seed {record['seed']})…"
+            run_method(self.method, setting, seed=record["seed"], device=self.device, teacher=self.teacher,
                        progress=False, callback=self._on_progress, callback_every=self.callback_every,
                        stop=self._stop, history=h, **options)
             record["status"] = h.status
@@ -231,15 +261,12 @@ class TrainingPanel(_Panel):
         except Exception as err:  # noqa: BLE001 - shown in the panel; the history is kept
             record["status"] = "failed"
             self.status.value = f"<span style='color:#b00'>run {record['run']} failed: {html.escape(str(err))}</span>"
-        finally:
-            self._busy = False
-            self.train_button.disabled, self.stop_button.disabled = False, True
-            self._redraw(h, force=True)
+        self._redraw(h, force=True)
 
     def _on_progress(self, h: History) -> None:
         last = h.epochs[-1] if h.epochs else None
         epoch_text = f"· epoch {last['epoch']}/{h.config.get('epochs')} · test acc {_pct(h.test_acc)}" if last else ""
-        self.status.value = f"run {len(self.runs)} · step {len(h.steps)} {epoch_text}"
+        self.status.value = f"run {self._current['run']} · step {len(h.steps)} {epoch_text}"
         self._redraw(h)
 
     def _redraw(self, h: History, force: bool = False) -> None:
@@ -247,7 +274,7 @@ class TrainingPanel(_Panel):
         if not force and now - self._last_draw < self.redraw_s:
             return
         self._last_draw = now
-        self._show(self.plot, viz.plot_history(h))
+        self._show(self.plot, viz.plot_history(h, reference=self.reference))
         self._draw_view(h)
         self._draw_metrics(h)
         self.table.value = self.runs_table_html()
@@ -269,16 +296,27 @@ class TrainingPanel(_Panel):
             self.metrics_plot.value = viz.figure_to_png(self.metrics_figure)
 
     def runs_table_html(self) -> str:
-        """The runs of this session: knob values, status, accuracy, speed."""
-        head = ["run", *self.sliders, "status", "test acc", "images/s", "wall s"]
+        """The runs of this session: seed, knob values, status, accuracy, its difference to the reference
+        baseline of the same seed (with a reference), speed."""
+        paired = [f"Δ vs {self.baseline} (same seed)"] if self.baseline else []
+        head = ["run", "seed", *self.sliders, "status", "test acc", *paired, "images/s", "wall s"]
         rows = []
         for r in self.runs:
             h = r["history"]
-            cells = [r["run"], *(r[k] for k in self.sliders), r["status"], _pct(h.test_acc),
+            cells = [r["run"], r["seed"], *(r[k] for k in self.sliders), r["status"], _pct(h.test_acc),
+                     *([self._paired_difference(r)] if paired else []),
                      f"{h.images_per_s:.0f}" if h.images_per_s else "–", f"{h.wall_s:.1f}"]
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
         header = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in head) + "</tr>"
         return f"<table>{header}{''.join(rows)}</table>"
+
+    def _paired_difference(self, record: dict) -> str:
+        """The run's final test accuracy minus the reference baseline's of the same seed, in points ("–" when the
+        run has not finished or the reference has no run of that seed)."""
+        base, acc = self.reference[self.baseline].get(record["seed"]), record["history"].test_acc
+        if base is None or acc is None or record["status"] != "finished":
+            return "–"
+        return f"{100 * acc - base:+.2f}"
 
 
 def _pct(acc) -> str:

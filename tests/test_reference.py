@@ -95,3 +95,21 @@ def test_bad_switch_values_and_unknown_specs_are_clear_errors(monkeypatch):
         reference.spec_path("nope")
     assert reference.spec_path("01_label_budget") == reference.REPOSITORY / "experiments" / "01_label_budget.toml"
     assert reference.spec_path("compare.toml").name == "compare.toml"
+
+
+def test_a_panels_reference_and_setting_are_the_sweeps_full_mode_ones(made, monkeypatch):
+    """What a TrainingPanel draws as reference bands: each arm's test accuracy by seed, the baseline first, and the
+    Setting those runs trained with (full mode even in quick mode), so a run from the panel is comparable."""
+    path, folder = made
+    monkeypatch.setenv("KD_LAB_QUICK", "1")
+    monkeypatch.delenv("KD_LAB_LIVE", raising=False)
+    res = reference.lesson_results(path, results_dir=folder)
+    rows = results.read_rows(folder / "ref.csv")
+    ref = res.reference("scratch", "kd", labeled=200)
+    assert list(ref) == ["scratch", "kd"]
+    assert ref["kd"] == {r["seed"]: r["accuracy"] for r in rows if r["method"] == "kd"}
+    setting = res.setting(labeled=200)
+    assert (setting.labeled, setting.epochs, setting.batch_size, setting.test_size) == (200, 2, 50, 200)
+    assert os.environ["KD_LAB_QUICK"] == "1"
+    with pytest.raises(ValueError, match="arm 'nope'"):
+        res.reference("scratch", "nope")

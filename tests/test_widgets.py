@@ -174,3 +174,36 @@ def test_a_method_without_a_live_view_shows_none(teacher):
     panel = TrainingPanel("scratch", {"labeled": 200}, SETTING, device="cpu", sync=True, redraw_s=0.0)
     panel.train()
     assert panel.runs[-1]["history"].view is None and panel.view_plot.layout.display == "none"
+
+
+def test_the_panel_trains_several_seeds_against_reference_bands(teacher):
+    """Reference bands (mean ± std of the lesson's results) on the accuracy plot, 2 seeds per press, and each
+    run's difference to the baseline's reference run of the same seed in the table."""
+    reference = {"scratch": {0: 60.0, 1: 62.0, 2: 64.0}, "kd": {0: 70.0, 1: 71.0}}
+    panel = make_panel(teacher, reference=reference)
+    acc_ax = panel.figure.axes[1]
+    bands = {p.get_label(): p for p in acc_ax.patches}
+    scratch_band = next(p for label, p in bands.items() if label.startswith("scratch: 62.00 ± 2.00 % (3 seeds"))
+    low, high = scratch_band.get_y(), scratch_band.get_y() + scratch_band.get_height()      # data units (%)
+    assert (low, high) == (pytest.approx(60.0), pytest.approx(64.0))
+    assert any(label.startswith("kd: 70.50 ± 0.71 % (2 seeds") for label in bands)
+    assert {t.get_text() for t in acc_ax.get_legend().get_texts()} >= set(bands)
+    panel.seeds.value = 2
+    first = panel.train()
+    assert [r["seed"] for r in panel.runs] == [0, 1] and first is panel.runs[0]
+    assert all(r["status"] == "finished" for r in panel.runs)
+    assert not torch.equal(torch.tensor([s["total"] for s in panel.runs[0]["history"].steps]),
+                           torch.tensor([s["total"] for s in panel.runs[1]["history"].steps]))   # two seeds
+    table = panel.runs_table_html()
+    assert "Δ vs scratch (same seed)" in table
+    for r in panel.runs:
+        expected = 100 * r["history"].test_acc - reference["scratch"][r["seed"]]
+        assert f"<td>{expected:+.2f}</td>" in table
+
+
+def test_a_reference_without_the_runs_seed_leaves_the_difference_empty(teacher):
+    panel = make_panel(teacher, reference={"scratch": {5: 60.0}})
+    panel.train()
+    assert panel._paired_difference(panel.runs[-1]) == "–"
+    with pytest.raises(ValueError, match="max_seeds"):
+        make_panel(teacher, max_seeds=0)

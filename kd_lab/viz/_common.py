@@ -173,7 +173,22 @@ def _plot_many_runs(loss_ax, acc_ax, runs, smooth):
     acc_ax.set_title("Test accuracy")
 
 
-def plot_history(history, axes=None, terms=None, smooth=10):
+def _reference_bands(acc_ax, reference: dict) -> None:
+    """One horizontal band per ``label -> {seed: final test accuracy in %}`` of ``reference``: mean ± sample std
+    over its seeds (a line where one seed), labelled in the legend; grey tones, so a run's colours stay its own."""
+    for i, (label, by_seed) in enumerate(reference.items()):
+        values = list(by_seed.values())
+        if not values:
+            continue
+        mean, std = _mean_std(values)
+        color = ("0.35", "tab:green", "tab:purple", "tab:brown")[i % 4]
+        text = f"{label}: {mean:.2f} ± {std:.2f} % ({len(values)} seeds, reference)"
+        if len(values) > 1 and std > 0:
+            acc_ax.axhspan(mean - std, mean + std, color=color, alpha=0.18, lw=0, label=text)
+        acc_ax.axhline(mean, color=color, lw=1, ls="--", label=None if len(values) > 1 and std > 0 else text)
+
+
+def plot_history(history, axes=None, terms=None, smooth=10, reference=None):
     """Loss terms against step (left) and train/test accuracy in % against epoch (right).
 
     ``history`` is one :class:`kd_lab.train.History`, or a list of ``(label, History)`` to overlay runs
@@ -182,8 +197,13 @@ def plot_history(history, axes=None, terms=None, smooth=10):
     The terms are the method's weighted ones, which the trainer sums into "total": KD's CE term is
     (1 − α)·CE, at 0 for α = 1. The legend gives each term's weight where the run's config has it
     (e.g. "ce ×(1−α)=0.1", "kd ×α=0.9"). The accuracy axis spans at least 1 percentage point.
+    ``reference`` (``label -> {seed: final test accuracy in %}``, e.g. a lesson's committed sweep results for the
+    same setting) draws each label's mean ± std over seeds as a band on the accuracy axis, so a run is read
+    against seed noise.
     """
     loss_ax, acc_ax = _history_axes(axes)
+    if reference:
+        _reference_bands(acc_ax, reference)
     one_run = hasattr(history, "steps")
     if one_run:
         _plot_one_run(loss_ax, acc_ax, history, terms, smooth)
