@@ -304,13 +304,13 @@ class TrainingPanel(_Panel):
         for r in self.runs:
             h = r["history"]
             cells = [r["run"], r["seed"], *(r[k] for k in self.sliders), r["status"], _pct(h.test_acc),
-                     *([self._paired_difference(r)] if paired else []),
+                     *([self.paired_difference(r)] if paired else []),
                      f"{h.images_per_s:.0f}" if h.images_per_s else "–", f"{h.wall_s:.1f}"]
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
         header = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in head) + "</tr>"
         return f"<table>{header}{''.join(rows)}</table>"
 
-    def _paired_difference(self, record: dict) -> str:
+    def paired_difference(self, record: dict) -> str:
         """The run's final test accuracy minus the reference baseline's of the same seed, in points ("–" when the
         run has not finished or the reference has no run of that seed)."""
         base, acc = self.reference[self.baseline].get(record["seed"]), record["history"].test_acc

@@ -306,3 +306,33 @@ def test_cli_runs_an_rkd_method_with_its_options():
     assert record["method"] == "kd+rkd" and record["status"] == "finished"
     assert set(record["final_loss_terms"]) == {"total", "ce", "kd", "rkd_d", "rkd_a"}
     assert record["options"] == {"distance_weight": 25, "angle_weight": 50, "kd_weight": 0.5}
+
+
+def test_the_rkd_panel_redraws_its_relation_view_at_each_evaluation(nets):
+    """Lesson 05's live view: after each of two evaluations, the teacher's and the student's distance and angle
+    matrices on 40 fixed, class-sorted test images; the drawn matrices are those of the run's embeddings."""
+    from kd_lab.losses import rkd_angle_tensor, rkd_distance_matrix
+    _, teacher = nets
+    panel = TrainingPanel("rkd", {"distance_weight": 25.0, "angle_weight": 50.0, "labeled": 200}, PANEL_SETTING,
+                          device="cpu", teacher=teacher, sync=True, redraw_s=0.0)
+    seen, redraw = [], panel._redraw
+
+    def record(h, force=False):
+        redraw(h, force=True)
+        if h.view is not None and (not seen or seen[-1][0] is not h.view):
+            seen.append((h.view, panel.view_figure))
+
+    panel._redraw = record
+    panel.train()
+    assert len(seen) == 2
+    (first, _), (second, fig) = seen
+    assert torch.equal(first["teacher"], second["teacher"]) and not torch.equal(first["student"], second["student"])
+    labels = second["labels"]
+    assert len(labels) == 40 and torch.equal(labels, labels.sort().values)          # class blocks
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(images) == 6                                            # distance row and angle row, 3 each
+    torch.testing.assert_close(torch.as_tensor(images[0].data), rkd_distance_matrix(second["teacher"]), check_dtype=False)
+    torch.testing.assert_close(torch.as_tensor(images[1].data), rkd_distance_matrix(second["student"]), check_dtype=False)
+    torch.testing.assert_close(torch.as_tensor(images[4].data), rkd_angle_tensor(second["student"])[:, 0, :],
+                               check_dtype=False)
+    assert panel.view_plot.layout.display == ""

@@ -204,6 +204,6 @@ def test_the_panel_trains_several_seeds_against_reference_bands(teacher):
 def test_a_reference_without_the_runs_seed_leaves_the_difference_empty(teacher):
     panel = make_panel(teacher, reference={"scratch": {5: 60.0}})
     panel.train()
-    assert panel._paired_difference(panel.runs[-1]) == "–"
+    assert panel.paired_difference(panel.runs[-1]) == "–"
     with pytest.raises(ValueError, match="max_seeds"):
         make_panel(teacher, max_seeds=0)

@@ -16,6 +16,7 @@ from .response import TEMPERATURE_KNOB
 __all__ = ["RKD", "RKDDistance", "RKDAngle", "KDRKD"]
 
 LESSON = "05_rkd"
+LIVE_BATCH = 40                                 # probe images of the live view's relation matrices
 
 
 @register("rkd", lesson=LESSON, knobs={
@@ -75,6 +76,19 @@ class RKD(Method):
         from ..analysis import embeddings, relation_agreement
         probe = self.probe(test)
         return {"relation_agreement": relation_agreement(embeddings(self.student, probe), self._teacher_probe(probe))}
+
+    def live_view(self, test):
+        """Lesson 05's live view: the student's and the teacher's embeddings of ``LIVE_BATCH`` probe images (the
+        first of :meth:`probe`), sorted by class (:func:`kd_lab.viz.plot_relation_view` draws their relations)."""
+        from ..analysis import embeddings
+        probe = self.probe(test)
+        n = min(LIVE_BATCH, len(probe))
+        labels = probe.y[:n].cpu()
+        order = labels.argsort(stable=True)                   # class blocks along the diagonal
+        student = embeddings(self.student, probe.subset(torch.arange(n, device=probe.device)))      # (n, D_s)
+        teacher = self._teacher_probe(probe)[:n]                                                   # (n, D_t)
+        return {"kind": "relations", "student": student[order], "teacher": teacher[order], "labels": labels[order],
+                "classes": list(test.classes), "anchor": 0}
 
     def _teacher_probe(self, probe) -> torch.Tensor:
         """The frozen teacher's probe embeddings (N, D_t), computed once per probe."""

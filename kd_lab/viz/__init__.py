@@ -36,7 +36,13 @@ from .label_free import (
                       plot_unlabeled_curve,
 )
 from .mutual import plot_peers
-from .relation import plot_angle_matrix, plot_embedding_2d, plot_relation_agreement, plot_relation_matrices
+from .relation import (
+                      plot_angle_matrix,
+                      plot_embedding_2d,
+                      plot_relation_agreement,
+                      plot_relation_matrices,
+                      plot_relation_view,
+)
 from .response import (
                       most_similar_pairs,
                       plot_dark_knowledge,
@@ -66,6 +72,7 @@ __all__ = [
     "plot_stage_distances",
     # lesson 05 (relation)
     "plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d", "plot_relation_agreement",
+    "plot_relation_view",
     # lesson 06 (comparison)
     "plot_comparison",
 ]

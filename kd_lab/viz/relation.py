@@ -1,15 +1,17 @@
 """Plots of lesson 05, relation-based distillation (``notebooks/05_rkd.ipynb``: RKD, Park et al. 2019): the
 normalised distance matrices of the teacher's and the student's embeddings of one batch, the angle matrix at
-one anchor, embeddings in two dimensions, and the relation agreement with the teacher over epochs.
+one anchor, embeddings in two dimensions, the relation agreement with the teacher over epochs, and the training
+panel's live view of both relations.
 """
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._common import _fig_ax, _heatmap, _np, plot_epoch_metrics
+from ._common import _fig_ax, _heatmap, _np, live_view, plot_epoch_metrics
 
-__all__ = ["plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d", "plot_relation_agreement"]
+__all__ = ["plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d", "plot_relation_agreement",
+           "plot_relation_view"]
 
 
 def _relation(kind: str, emb):
@@ -110,3 +112,26 @@ def plot_relation_agreement(history, ax=None):
     student's and the teacher's distance matrices on 256 fixed test images (1 = the same structure)."""
     return plot_epoch_metrics(history, ["relation_agreement"], ax=ax, ylabel="correlation of distance matrices",
                               title="Relation agreement with the teacher")
+
+
+# ------------------------------------------------------------------------------------ live view
+@live_view("relations")
+def plot_relation_view(view):
+    """Lesson 05's live view (:meth:`kd_lab.methods.RKD.live_view`): the teacher's and the student's distance
+    matrices and their difference (top, :func:`plot_relation_matrices`), and their angle matrices at the anchor
+    with their difference (bottom). ``view`` holds ``student`` (B, D_s), ``teacher`` (B, D_t) and ``labels`` (B,)
+    sorted by class, ``classes`` and ``anchor``."""
+    lab, j, classes = _np(view["labels"], int).ravel(), int(view["anchor"]), list(view["classes"])
+    fig = Figure(figsize=(15, 9), layout="constrained")
+    axes = fig.subplots(2, 3)
+    plot_relation_matrices(view["student"], view["teacher"], lab, classes, axes=axes[0])
+    plot_angle_matrix(view["teacher"], j, ax=axes[1, 0], labels=lab, classes=classes,
+                      title=f"teacher: angles at anchor j = {j} ({classes[lab[j]]})")
+    plot_angle_matrix(view["student"], j, ax=axes[1, 1], labels=lab, classes=classes,
+                      title=f"student: angles at anchor j = {j}")
+    diff = _relation("angle", view["student"])[:, j, :] - _relation("angle", view["teacher"])[:, j, :]
+    span = max(np.abs(diff).max(), 1e-6)                              # its own symmetric scale
+    _relation_heatmap(axes[1, 2], diff, f"student − teacher (mean |Δ| = {np.abs(diff).mean():.3f})", "RdBu_r",
+                      -span, span, lab, classes)
+    fig.suptitle("Live view: the relations RKD compares, on fixed test images", fontsize=10)
+    return fig
