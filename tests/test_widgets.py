@@ -136,19 +136,25 @@ def test_dml_panel_has_an_integer_slider_for_k_and_trains_k_peers():
     assert {"ce_2", "kl_2 ×w/(K−1)=0.25", "total"} <= legend
 
 
+def views_of_each_evaluation(panel) -> list:
+    """Record ``(view, figure, png)`` each time the panel's run has made a new live view (every redraw forced)."""
+    seen, redraw = [], panel._redraw
+
+    def record(h, force=False):
+        redraw(h, force=True)
+        if h.view is not None and (not seen or seen[-1][0] is not h.view):
+            seen.append((h.view, panel.view_figure, bytes(panel.view_plot.value)))
+
+    panel._redraw = record
+    return seen
+
+
 def test_the_kd_panel_redraws_its_logit_view_at_each_evaluation(teacher):
     """Lesson 01's live view: the student's and teacher's logits on fixed probe images, redrawn after each of the
     two evaluations; the figure's bars are the logits the run measured, and the student's change between them."""
     panel = make_panel(teacher)
     assert panel.view_plot.layout.display == "none"                   # no view before a run
-    seen = []
-
-    def record(h):
-        if h.view is not None and (not seen or seen[-1][0] is not h.view):
-            panel._redraw(h, force=True)
-            seen.append((h.view, panel.view_figure, bytes(panel.view_plot.value)))
-
-    panel._on_progress, panel_progress = (lambda h: (record(h), panel_progress(h))), panel._on_progress
+    seen = views_of_each_evaluation(panel)
     panel.train()
     assert len(seen) == 2                                            # one view per evaluation (2 epochs)
     (first, fig1, png1), (second, fig2, png2) = seen
@@ -207,3 +213,24 @@ def test_a_reference_without_the_runs_seed_leaves_the_difference_empty(teacher):
     assert panel.paired_difference(panel.runs[-1]) == "–"
     with pytest.raises(ValueError, match="max_seeds"):
         make_panel(teacher, max_seeds=0)
+
+
+def test_the_dml_panel_redraws_its_peer_view_at_each_evaluation():
+    """Lesson 03's live view: the peers' logits on the probe, drawn as their agreement matrix, the joint predictions
+    of peers 0 and 1, and each peer's predictive entropy; it changes between the two evaluations."""
+    from kd_lab.analysis import entropy
+    panel = TrainingPanel("dml", {"k": 3}, SETTING, device="cpu", sync=True, redraw_s=0.0)
+    seen = views_of_each_evaluation(panel)
+    panel.train()
+    assert len(seen) == 2 and seen[0][2] != seen[1][2]
+    view, fig, _ = seen[1]
+    assert len(view["logits"]) == 3 and not torch.equal(seen[0][0]["logits"][0], view["logits"][0])
+    preds = torch.stack([z.argmax(1) for z in view["logits"]])
+    agree_ax, joint_ax, entropy_ax = fig.axes[:3]                            # then the two colour bars
+    agree = torch.as_tensor(agree_ax.images[0].get_array().data)
+    assert agree[0, 2].item() == pytest.approx(100 * (preds[0] == preds[2]).float().mean().item())
+    joint = torch.as_tensor(joint_ax.images[0].get_array().data)
+    assert joint.trace().item() == pytest.approx((preds[0] == preds[1]).float().mean().item())
+    means = [t.get_text() for t in entropy_ax.get_legend().get_texts()]
+    expected = entropy(view["logits"][1].softmax(1)).mean().item()
+    assert means[1] == f"peer 1 (student): mean {expected:.2f}"

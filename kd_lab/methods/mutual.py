@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
-from ..analysis import peer_metrics
+from ..analysis import peer_metrics, predict_logits
 from ..models import PRESETS, build_model
 from ._base import Knob, Method, _check_temperature, _check_weight, register
 from .response import TEMPERATURE_KNOB
@@ -177,3 +177,11 @@ class DML(Method):
         j ≥ 1 ``agree_0_j`` (fraction of test images where peers 0 and j predict the same class) and
         ``kl_0_j`` (mean KL(p_j ‖ p_0) at T = 1): :func:`kd_lab.analysis.peer_metrics`."""
         return peer_metrics(self.peers, test)
+
+    def live_view(self, test):
+        """Lesson 03's live view: every peer's logits (K x (N, C)) on the fixed probe, the first ``probe_size`` test
+        images (:func:`kd_lab.viz.plot_peer_view` draws their agreement and predictive entropy)."""
+        probe = self.probe(test)
+        return {"kind": "peers", "logits": [predict_logits(peer, probe) for peer in self.peers],
+                "names": [f"peer {i} ({name})" for i, name in enumerate(self.peer_names)],
+                "labels": probe.y.cpu(), "classes": list(test.classes)}

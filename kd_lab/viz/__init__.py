@@ -35,7 +35,7 @@ from .label_free import (
                       plot_mining_grid,
                       plot_unlabeled_curve,
 )
-from .mutual import plot_peers
+from .mutual import plot_peer_view, plot_peers
 from .relation import (
                       plot_angle_matrix,
                       plot_embedding_2d,
@@ -66,7 +66,7 @@ __all__ = [
     # lesson 02 (label_free)
     "plot_images", "plot_confidence_histogram", "plot_class_balance", "plot_mining_grid", "plot_unlabeled_curve",
     # lesson 03 (mutual)
-    "plot_peers",
+    "plot_peers", "plot_peer_view",
     # lesson 04 (feature)
     "plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2", "plot_feature_maps",
     "plot_stage_distances",

@@ -1,13 +1,15 @@
 """Plots of lesson 03, mutual learning without a teacher (``notebooks/03_dml.ipynb``: Deep Mutual Learning,
-Zhang et al. 2018): each peer's test accuracy, the ensemble's, and how often the peers agree, over epochs.
+Zhang et al. 2018): each peer's test accuracy, the ensemble's, and how often the peers agree, over epochs; and
+the training panel's live view of the peers' agreement and predictive entropy.
 """
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.figure import Figure
 
-from ._common import _epoch_axis, _finish, _min_y_span, _series
+from ._common import _class_ticks, _epoch_axis, _finish, _heatmap, _min_y_span, _np, _series, live_view
 
-__all__ = ["plot_peers"]
+__all__ = ["plot_peers", "plot_peer_view"]
 
 
 def _peer_labels(history) -> list[str]:
@@ -42,3 +44,46 @@ def plot_peers(history, axes=None):
         _epoch_axis(ax)
         _min_y_span(ax)
     return acc_ax.figure
+
+
+# ------------------------------------------------------------------------------------ live view
+def _entropy(logits: np.ndarray) -> np.ndarray:
+    """Per-image entropy (nats) of softmax(logits) (N, C)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
+
+
+@live_view("peers")
+def plot_peer_view(view):
+    """Lesson 03's live view (:meth:`kd_lab.methods.DML.live_view`) on the probe images: how often each pair of
+    peers predicts the same class (left, K × K, in %), which classes peers 0 and 1 predict together (middle:
+    fraction of the images with peer 0's class as row and peer 1's as column; off the diagonal they disagree), and
+    each peer's predictive entropy per image (right: DML pulls each peer towards the others' distributions).
+    ``view`` holds ``logits`` (K arrays (N, C)), ``names``, ``labels`` and ``classes``."""
+    logits, names, classes = [_np(z) for z in view["logits"]], list(view["names"]), list(view["classes"])
+    k, (n, c) = len(logits), logits[0].shape
+    preds = np.stack([z.argmax(axis=1) for z in logits])                          # (K, N)
+    agree = 100 * (preds[:, None, :] == preds[None, :, :]).mean(axis=2)           # (K, K)
+    joint = np.zeros((c, c))
+    np.add.at(joint, (preds[0], preds[1]), 1.0 / n)
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
+    ax_agree, ax_joint, ax_entropy = fig.subplots(1, 3, width_ratios=[0.8, 1.1, 1.1])
+    _heatmap(ax_agree, agree, f"same prediction (% of {n} images)", "Greens", 0, 100)
+    for i in range(k):
+        for j in range(k):
+            ax_agree.text(j, i, f"{agree[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                          color="white" if agree[i, j] > 60 else "black")
+    ax_agree.set_xticks(range(k), [f"peer {i}" for i in range(k)])
+    ax_agree.set_yticks(range(k), [f"peer {i}" for i in range(k)])
+    _heatmap(ax_joint, joint, f"{names[0]} (rows) vs {names[1]} (columns)", "Blues", 0, max(joint.max(), 1e-6))
+    _class_ticks(ax_joint, classes)
+    ax_joint.set_yticks(range(c), classes, fontsize=7)
+    bins = np.linspace(0, np.log(c), 21)
+    for i, z in enumerate(logits):
+        h = _entropy(z)
+        ax_entropy.hist(h, bins=bins, histtype="step", lw=1.5, color=f"C{i}", label=f"{names[i]}: mean {h.mean():.2f}")
+    ax_entropy.set(title="predictive entropy per image", xlabel="entropy of softmax (nats)", ylabel="images")
+    ax_entropy.legend(fontsize=7)
+    fig.suptitle("Live view: what the peers predict, on fixed test images", fontsize=10)
+    return fig
