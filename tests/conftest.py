@@ -64,3 +64,16 @@ def assert_exports_union_of_families(package, families) -> None:
     union = [name for f in found for name in importlib.import_module(f"{package.__name__}.{f}").__all__]
     assert len(union) == len(set(union)), "a name is exported by two families"
     assert sorted(package.__all__) == sorted(union)
+
+
+def views_of_each_evaluation(panel) -> list:
+    """Record ``(view, figure, png)`` each time the panel's run has made a new live view (every redraw forced)."""
+    seen, redraw = [], panel._redraw
+
+    def record(h, force=False):
+        redraw(h, force=True)
+        if h.view is not None and (not seen or seen[-1][0] is not h.view):
+            seen.append((h.view, panel.view_figure, bytes(panel.view_plot.value)))
+
+    panel._redraw = record
+    return seen

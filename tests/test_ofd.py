@@ -24,6 +24,8 @@ from kd_lab.models import PRESETS, ConvNet, build_model
 from kd_lab.train import History, fit
 from kd_lab.widgets import TrainingPanel
 
+from conftest import views_of_each_evaluation
+
 REPO = Path(__file__).resolve().parents[1]
 CONV_PRESETS = [name for name, (cls, _) in PRESETS.items() if cls is ConvNet]
 FEATURE_METHODS = ["fitnet", "ofd", "ofd+kd"]
@@ -632,3 +634,53 @@ def test_importing_the_features_module_leaves_global_state_alone():
               "print('clean')")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "clean", done.stderr
+
+
+def test_the_ofd_panel_redraws_its_feature_view_at_each_evaluation(nets):
+    """Lesson 04's live view: per stage, the teacher's target after the margin, the student's connector output and
+    their difference on one probe image, each row on its own symmetric scale; the student's rows change."""
+    _, teacher = nets
+    panel = TrainingPanel("ofd", {"feature_weight": 1e-3, "stages": "all", "labeled": 200}, PANEL_SETTING,
+                          device="cpu", teacher=teacher, sync=True, redraw_s=0.0)
+    seen = views_of_each_evaluation(panel)
+    panel.train()
+    assert len(seen) == 2 and seen[0][2] != seen[1][2]
+    (first, _, _), (view, fig, _) = seen
+    assert sorted(view["stages"]) == [0, 1, 2]
+    for i, maps in view["stages"].items():
+        assert torch.equal(maps["target"], first["stages"][i]["target"])          # the teacher does not move
+        assert not torch.equal(maps["student"], first["stages"][i]["student"])
+        margin = losses.ofd_margin(teacher.preact_bns()[i]).view(-1, 1, 1)        # (C_t, 1, 1)
+        assert (maps["target"] >= margin).all()                                  # max(t, m): never below m
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert labels[:3] == ["stage 0: teacher after the margin", "stage 0: student (connector)",
+                          "stage 0: student − target"]
+    grid = [ax for ax in fig.axes if ax.images]
+    per_row = len(grid) // 9                                                     # 3 stages × 3 rows
+    for row, key in ((0, "target"), (1, "student")):
+        shown = grid[row * per_row].images[0].get_array().data
+        np.testing.assert_allclose(shown, view["stages"][0][key][0].numpy(), rtol=1e-6)
+        low, high = grid[row * per_row].images[0].get_clim()
+        assert low == -high                                                      # a symmetric scale per row
+    diff = grid[2 * per_row].images[0].get_array().data
+    np.testing.assert_allclose(diff, (view["stages"][0]["student"] - view["stages"][0]["target"])[0].numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ofd", "fitnet"])
+def test_the_feature_view_shows_what_the_stage_loss_pulls_towards(nets, small, name):
+    """OFD's target is the teacher's tap clipped at the margin, max(t, m); FitNet's is the tap itself. The view's
+    student rows are the connector outputs of the first probe image."""
+    student, teacher = nets
+    method = make_method(name, student, teacher, stages="all")
+    view = method.live_view(small[1])
+    x = small[1].images()[:1]
+    with torch.no_grad():
+        t_taps, s_taps = teacher(x, features=True).taps, student.eval()(x, features=True).taps
+        for i in range(3):
+            raw = t_taps[i][0]
+            expected = losses.ofd_target(raw[None], method.margin(i))[0] if name == "ofd" else raw
+            torch.testing.assert_close(view["stages"][i]["target"], expected)
+            torch.testing.assert_close(view["stages"][i]["student"], method.connectors[str(i)].eval()(s_taps[i])[0])
+    if name == "ofd":
+        assert any((view["stages"][i]["target"] != t_taps[i][0]).any() for i in range(3))     # the margin acted

@@ -17,6 +17,8 @@ from kd_lab.models import build_model
 from kd_lab.train import fit
 from kd_lab.widgets import RelationPanel, TrainingPanel
 
+from conftest import views_of_each_evaluation
+
 REPO = Path(__file__).resolve().parents[1]
 RKD_NAMES = ["rkd", "rkd-d", "rkd-a", "kd+rkd"]
 
@@ -315,17 +317,10 @@ def test_the_rkd_panel_redraws_its_relation_view_at_each_evaluation(nets):
     _, teacher = nets
     panel = TrainingPanel("rkd", {"distance_weight": 25.0, "angle_weight": 50.0, "labeled": 200}, PANEL_SETTING,
                           device="cpu", teacher=teacher, sync=True, redraw_s=0.0)
-    seen, redraw = [], panel._redraw
-
-    def record(h, force=False):
-        redraw(h, force=True)
-        if h.view is not None and (not seen or seen[-1][0] is not h.view):
-            seen.append((h.view, panel.view_figure))
-
-    panel._redraw = record
+    seen = views_of_each_evaluation(panel)
     panel.train()
-    assert len(seen) == 2
-    (first, _), (second, fig) = seen
+    assert len(seen) == 2 and seen[0][2] != seen[1][2]
+    (first, _, _), (second, fig, _) = seen
     assert torch.equal(first["teacher"], second["teacher"]) and not torch.equal(first["student"], second["student"])
     labels = second["labels"]
     assert len(labels) == 40 and torch.equal(labels, labels.sort().values)          # class blocks

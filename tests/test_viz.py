@@ -507,7 +507,7 @@ VIZ_FAMILIES = {    # module of kd_lab.viz -> (its lesson, its public plots)
                                  "plot_mining_grid", "plot_unlabeled_curve"}),
     "mutual": ("lesson 03", {"plot_peers", "plot_peer_view"}),
     "feature": ("lesson 04", {"plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2",
-                              "plot_feature_maps", "plot_stage_distances"}),
+                              "plot_feature_maps", "plot_stage_distances", "plot_feature_view"}),
     "relation": ("lesson 05", {"plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d",
                                "plot_relation_agreement", "plot_relation_view"}),
     "comparison": ("lesson 06", {"plot_comparison"}),

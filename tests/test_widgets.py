@@ -10,6 +10,8 @@ from kd_lab.experiments import Setting
 from kd_lab.models import build_model
 from kd_lab.widgets import SoftTargetPanel, TrainingPanel
 
+from conftest import views_of_each_evaluation
+
 SETTING = Setting(labeled=200, epochs=2, eval_every=1, test_size=300, batch_size=50)
 
 
@@ -134,19 +136,6 @@ def test_dml_panel_has_an_integer_slider_for_k_and_trains_k_peers():
     assert {"acc_2", "acc_ensemble", "agree_0_2"} <= set(h.epochs[-1])
     legend = {t.get_text() for t in panel.figure.axes[0].get_legend().get_texts()}
     assert {"ce_2", "kl_2 ×w/(K−1)=0.25", "total"} <= legend
-
-
-def views_of_each_evaluation(panel) -> list:
-    """Record ``(view, figure, png)`` each time the panel's run has made a new live view (every redraw forced)."""
-    seen, redraw = [], panel._redraw
-
-    def record(h, force=False):
-        redraw(h, force=True)
-        if h.view is not None and (not seen or seen[-1][0] is not h.view):
-            seen.append((h.view, panel.view_figure, bytes(panel.view_plot.value)))
-
-    panel._redraw = record
-    return seen
 
 
 def test_the_kd_panel_redraws_its_logit_view_at_each_evaluation(teacher):

@@ -135,6 +135,25 @@ class FeatureKD(Method):
         self.train(was_training)
         return out
 
+    def target(self, i: int, teacher_tap: torch.Tensor) -> torch.Tensor:
+        """What stage ``i``'s loss pulls the connected student tap towards: the teacher's tap (OFD: after its margin)."""
+        return teacher_tap
+
+    @torch.no_grad()
+    def live_view(self, test):
+        """Lesson 04's live view: for the first probe image, per distilled stage, the teacher's target
+        (:meth:`target`) and the student's connector output, (C_t, H, W) each (:func:`kd_lab.viz.plot_feature_view`)."""
+        was_training = self.training
+        self.eval()
+        probe = self.probe(test)
+        x = probe.images()
+        s_taps, t_taps = self.student(x[:1], features=True).taps, self._teacher_probe(x)
+        stages = {i: {"target": self.target(i, t_taps[i][:1])[0].float().cpu(),
+                      "student": self.connectors[str(i)](s_taps[i])[0].float().cpu()} for i in self.stages}
+        self.train(was_training)
+        return {"kind": "features", "stages": stages, "method": self.name, "label": int(probe.y[0]),
+                "classes": list(test.classes)}
+
     def _teacher_probe(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The frozen teacher's taps of the probe images, computed once per probe."""
         return self.teacher_on_probe(x, lambda: self.teacher(x, features=True).taps)
@@ -193,6 +212,9 @@ class OFD(FeatureKD):
 
     def stage_loss(self, i, projected, teacher_tap):
         return self.stage_weights[i] * losses.ofd_loss(projected, teacher_tap, self.margin(i))
+
+    def target(self, i, teacher_tap):
+        return losses.ofd_target(teacher_tap, self.margin(i))
 
 
 # Default-only variant: a preset of OFD.

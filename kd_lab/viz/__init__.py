@@ -23,6 +23,7 @@ from .comparison import plot_comparison
 from .effects import plot_paired_effects
 from .feature import (
                       plot_feature_maps,
+                      plot_feature_view,
                       plot_margin_agreement,
                       plot_margin_histograms,
                       plot_partial_l2,
@@ -69,7 +70,7 @@ __all__ = [
     "plot_peers", "plot_peer_view",
     # lesson 04 (feature)
     "plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2", "plot_feature_maps",
-    "plot_stage_distances",
+    "plot_stage_distances", "plot_feature_view",
     # lesson 05 (relation)
     "plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d", "plot_relation_agreement",
     "plot_relation_view",

@@ -1,6 +1,7 @@
 """Plots of lesson 04, feature-based distillation (``notebooks/04_feature_overhaul.ipynb``: OFD, Heo et al.
 2019; FitNet; U-DML): the BatchNorm-derived margin against real pre-ReLU values, OFD's partial L2 on one
-feature map, grids of feature maps, and the per-stage feature distance to the teacher over epochs.
+feature map, grids of feature maps, the per-stage feature distance to the teacher over epochs, and the training
+panel's live view of the teacher's targets against the student's connected features.
 """
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._common import BAR_COLOR, _fig_ax, _finish, _heatmap, _np, plot_epoch_metrics
+from ._common import BAR_COLOR, _fig_ax, _finish, _heatmap, _np, live_view, plot_epoch_metrics
 
 __all__ = ["plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2", "plot_feature_maps",
-           "plot_stage_distances"]
+           "plot_stage_distances", "plot_feature_view"]
 
 
 def _negative_mean_np(values: np.ndarray) -> float:
@@ -156,3 +157,21 @@ def plot_stage_distances(history, stages=(0, 1, 2), ax=None):
         target.set_yscale("log")
         target.autoscale(axis="y")                   # limits of a log axis, not the linear minimum span
     return fig
+
+
+# ------------------------------------------------------------------------------------ live view
+@live_view("features")
+def plot_feature_view(view, ncols=6):
+    """Lesson 04's live view (:meth:`kd_lab.methods.FeatureKD.live_view`): for one test image and each distilled
+    stage, three rows of its first ``ncols`` channels — the teacher's target (OFD: after the margin), the
+    student's connector output, and their difference — each row on its own colour scale
+    (:func:`plot_feature_maps`)."""
+    target = "teacher after the margin" if view["method"].startswith("ofd") else "teacher"
+    rows = {}
+    for i, maps in view["stages"].items():
+        rows[f"stage {i}: {target}"] = maps["target"]
+        rows[f"stage {i}: student (connector)"] = maps["student"]
+        rows[f"stage {i}: student − target"] = _np(maps["student"]) - _np(maps["target"])
+    channels = min(ncols, min(_np(m).shape[0] for m in rows.values()))
+    return plot_feature_maps(rows, ncols=channels, title=f"Live view: the features {view['method']} compares, "
+                                                         f"test image 0 ({view['classes'][view['label']]})")
