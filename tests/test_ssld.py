@@ -18,6 +18,8 @@ from kd_lab.models import build_model
 from kd_lab.train import evaluate
 from kd_lab.widgets import TrainingPanel
 
+from conftest import views_of_each_evaluation
+
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = zoo.RECIPES["first20k"]
 QUIET = dict(progress=False, device="cpu")
@@ -420,6 +422,32 @@ def test_training_panel_with_ssld_knobs(mlp_teacher):
     assert panel.runs[-1]["status"] == "finished" and h.config["top_k"] == 200 and h.config["temperature"] == 2.0
     assert h.config["train_size"] > 200 and {"ssld", "total"} <= {t.get_text() for t in
                                                                   panel.figure.axes[0].get_legend().get_texts()}
+
+
+def test_the_ssld_panel_redraws_its_pseudo_label_view_at_each_evaluation(mlp_teacher):
+    """Lesson 02's live view: on unlabeled images trained on, the teacher's pseudo-labels (fixed), their hidden
+    labels (fixed, never trained on) and the student's predictions (changing); the figure's numbers are theirs."""
+    setting = Setting(labeled=200, labeled_from=20000, epochs=4, eval_every=2, batch_size=100, test_size=200)
+    panel = TrainingPanel("ssld", {"labeled": 200, "top_k": 100}, setting, device="cpu", teacher=mlp_teacher,
+                          sync=True, redraw_s=0.0)
+    seen = views_of_each_evaluation(panel)
+    panel.train()
+    assert len(seen) == 2 and seen[0][2] != seen[1][2]
+    (first, _, _), (view, fig, _) = seen
+    assert torch.equal(first["pseudo"], view["pseudo"]) and torch.equal(first["hidden"], view["hidden"])
+    assert not torch.equal(first["student"], view["student"]) and len(view["pseudo"]) == 500
+    balance, per_class = fig.axes[:2]
+    pseudo_bars, hidden_bars = balance.containers[:2]
+    assert [b.get_height() for b in pseudo_bars] == torch.bincount(view["pseudo"], minlength=10).tolist()
+    assert [b.get_height() for b in hidden_bars] == torch.bincount(view["hidden"], minlength=10).tolist()
+    legend = [t.get_text() for t in per_class.get_legend().get_texts()]
+    right = 100 * (view["student"] == view["hidden"]).float().mean().item()
+    assert f"student right: {right:.1f} %" in legend
+
+
+def test_ssld_without_unlabeled_images_has_no_live_view(mlp_teacher, small):
+    method = make_method("ssld", build_model("student-tiny"), mlp_teacher, unlabeled="none")
+    assert method.live_view(small[1]) is None
 
 
 def test_check_mining_accepts_a_right_answer_and_names_mistakes(capsys):

@@ -504,7 +504,7 @@ VIZ_FAMILIES = {    # module of kd_lab.viz -> (its lesson, its public plots)
                                "plot_per_class", "plot_logit_view"}),
     "effects": ("lesson 01", {"plot_paired_effects"}),
     "label_free": ("lesson 02", {"plot_images", "plot_confidence_histogram", "plot_class_balance",
-                                 "plot_mining_grid", "plot_unlabeled_curve"}),
+                                 "plot_mining_grid", "plot_unlabeled_curve", "plot_pseudo_label_view"}),
     "mutual": ("lesson 03", {"plot_peers", "plot_peer_view"}),
     "feature": ("lesson 04", {"plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2",
                               "plot_feature_maps", "plot_stage_distances", "plot_feature_view"}),

@@ -15,6 +15,7 @@ __all__ = ["SSLD", "SSLD_UNLABELED", "SSLD_OBJECTIVES"]
 
 SSLD_UNLABELED = ("mined", "all", "none")
 SSLD_OBJECTIVES = ("ssld", "kd")
+LIVE_POOL = 500                         # unlabeled images the live view shows
 
 
 @register("ssld", lesson="02_ssld", knobs={
@@ -59,6 +60,7 @@ class SSLD(Method):
         self.unlabeled, self.top_k, self.pool_size, self.objective = unlabeled, top_k, pool_size, objective
         self.pool_report: dict = {}
         self.mined = None
+        self.live_pool = None           # (ImageData of unlabeled images trained on, their teacher labels): live view
 
     def options(self):
         return {"temperature": self.temperature, "unlabeled": self.unlabeled, "top_k": self.top_k,
@@ -103,6 +105,9 @@ class SSLD(Method):
             warnings.warn("no unlabeled image is left (each one is labeled or was seen by the teacher): SSLD trains "
                           "on the labeled images only", stacklevel=2)
         chosen, teacher_labels = self._choose(train.subset(pool.to(train.device)))
+        spread = torch.linspace(0, len(chosen) - 1, min(LIVE_POOL, len(chosen))).round().long().unique()
+        shown = pool[chosen[spread]].to(train.device)          # the live view's images (every class), hidden labels kept
+        self.live_pool = (train.subset(shown), teacher_labels[spread].cpu())
         idx = torch.cat([lab, pool[chosen]]).to(train.device)
         y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])
         self.pool_report["unlabeled_used"] = len(chosen)
@@ -117,6 +122,18 @@ class SSLD(Method):
             self.mined = mine(self.teacher, pool, self.top_k)
             return self.mined.indices, self.mined.labels
         return torch.arange(len(pool)), teacher_probabilities(self.teacher, pool).argmax(dim=1)
+
+    def live_view(self, test):
+        """Lesson 02's live view: on the first ``LIVE_POOL`` unlabeled images trained on, the teacher's pseudo-labels,
+        their hidden true labels (shown only, never trained on) and the student's predictions now
+        (:func:`kd_lab.viz.plot_pseudo_label_view`). None when no unlabeled image is used."""
+        if self.live_pool is None or len(self.live_pool[1]) == 0:
+            return None
+        from ..analysis import predict_logits
+        images, pseudo = self.live_pool
+        return {"kind": "pseudo_labels", "pseudo": pseudo, "hidden": images.y.cpu(),
+                "student": predict_logits(self.student, images).argmax(1), "classes": list(test.classes),
+                "unlabeled": self.unlabeled}
 
     def loss_terms(self, x, y, phase=None):
         """The label-free term only; ``y`` is not used."""

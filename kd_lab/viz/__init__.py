@@ -34,6 +34,7 @@ from .label_free import (
                       plot_confidence_histogram,
                       plot_images,
                       plot_mining_grid,
+                      plot_pseudo_label_view,
                       plot_unlabeled_curve,
 )
 from .mutual import plot_peer_view, plot_peers
@@ -66,6 +67,7 @@ __all__ = [
     "plot_paired_effects",
     # lesson 02 (label_free)
     "plot_images", "plot_confidence_histogram", "plot_class_balance", "plot_mining_grid", "plot_unlabeled_curve",
+    "plot_pseudo_label_view",
     # lesson 03 (mutual)
     "plot_peers", "plot_peer_view",
     # lesson 04 (feature)

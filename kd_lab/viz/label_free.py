@@ -1,6 +1,7 @@
 """Plots of lesson 02, label-free distillation (``notebooks/02_ssld.ipynb``: SSLD, Cui et al. 2021): the
 teacher's confidence on the unlabeled pool, the class balance of the mined set, the images kept and rejected
-per class (drawn by :func:`plot_images`), and accuracy against the amount of unlabeled data.
+per class (drawn by :func:`plot_images`), accuracy against the amount of unlabeled data, and the training
+panel's live view of the pseudo-labels and the student's predictions on the unlabeled images.
 """
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from ._common import _class_ticks, _fig_ax, _np
+from ._common import BAR_COLOR, TOP_COLOR, _class_ticks, _fig_ax, _np, live_view
 from .response import plot_sweep
 
 __all__ = ["plot_images", "plot_confidence_histogram", "plot_class_balance", "plot_mining_grid",
-           "plot_unlabeled_curve"]
+           "plot_unlabeled_curve", "plot_pseudo_label_view"]
 
 KEPT_COLOR, REJECTED_COLOR = "tab:blue", "tab:gray"
 
@@ -164,4 +165,39 @@ def plot_unlabeled_curve(amounts, results, baseline=None, ax=None, xlabel="unlab
         ax.set_xticks(_np(amounts).ravel())
         ax.set_xticklabels([f"{v:,.0f}" for v in _np(amounts).ravel()])
     ax.set_title("Test accuracy against the amount of unlabeled data (mean ± std over seeds)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------ live view
+@live_view("pseudo_labels")
+def plot_pseudo_label_view(view):
+    """Lesson 02's live view (:meth:`kd_lab.methods.SSLD.live_view`) on unlabeled images the student trains on:
+    the class balance of the teacher's pseudo-labels against the images' hidden true labels (left), and per
+    hidden class how often the pseudo-label is right (grey bars: the teacher's precision, fixed) and how often
+    the student is right now (blue) and agrees with the pseudo-label (orange) (right). ``view`` holds
+    ``pseudo``, ``hidden`` and ``student`` (N,) class indices and ``classes``."""
+    pseudo, hidden, student = (_np(view[k], int).ravel() for k in ("pseudo", "hidden", "student"))
+    classes = list(view["classes"])
+    c, n, x = len(classes), pseudo.size, np.arange(len(classes))
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    ax_balance, ax_right = fig.subplots(1, 2)
+    width = 0.4
+    ax_balance.bar(x - width / 2, np.bincount(pseudo, minlength=c), width, color="0.55", label="teacher's pseudo-label")
+    ax_balance.bar(x + width / 2, np.bincount(hidden, minlength=c), width, color=BAR_COLOR, label="hidden true label")
+    ax_balance.set(ylabel="images", title=f"class balance of {n} unlabeled images ({view.get('unlabeled', '')})")
+    _class_ticks(ax_balance, classes)
+    ax_balance.legend(fontsize=7)
+    per_class = {name: np.array([100 * (a[hidden == k] == b[hidden == k]).mean() if (hidden == k).any() else np.nan
+                                 for k in range(c)]) for name, (a, b) in
+                 {"teacher": (pseudo, hidden), "student": (student, hidden), "agree": (student, pseudo)}.items()}
+    ax_right.bar(x, per_class["teacher"], 0.7, color="0.8",
+                 label=f"pseudo-label right: {100 * (pseudo == hidden).mean():.1f} %")
+    ax_right.plot(x, per_class["student"], "o", color=BAR_COLOR,
+                  label=f"student right: {100 * (student == hidden).mean():.1f} %")
+    ax_right.plot(x, per_class["agree"], "D", color=TOP_COLOR, ms=4,
+                  label=f"student = pseudo-label: {100 * (student == pseudo).mean():.1f} %")
+    ax_right.set(ylim=(0, 105), ylabel="% of the images of the class", title="per hidden class")
+    _class_ticks(ax_right, classes)
+    ax_right.legend(fontsize=7, loc="lower left")
+    fig.suptitle("Live view: the pseudo-labels SSLD trains on, and the student", fontsize=10)
     return fig
