@@ -64,11 +64,13 @@ class DropdownPlot:
 class TrainStop:
     """In a TrainingPanel: drag sliders, press Train, see the accuracy readout and the loss curve update,
     press Stop, and find the run, stopped, with the sliders' values in the runs table. With ``stop=False``
-    the run (a short one) is left to finish instead."""
+    the run (a short one) is left to finish instead. With ``live_view=True`` the panel's live view (its second
+    image) must appear and be redrawn during the run: at least two pictures shown (one per evaluation)."""
 
     cell: str
     drag: dict = field(default_factory=lambda: {"epochs": 1.0})      # label -> fraction of the width
     stop: bool = True
+    live_view: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,10 +235,19 @@ def check_train_stop(lp: LessonPage, panel, check: TrainStop) -> None:
     lp.shot(panel, "sliders-moved")
     rows = panel.locator(".widget-html-content table tr")
     runs_before = max(rows.count() - 1, 0)                  # the table shows its header from the first run on
+    view = panel.locator("img.widget-image").nth(1)         # the live view, under the curves
+    if check.live_view:                                     # every picture it shows during the run, in order
+        view.evaluate("img => { window.kdViewSrcs = []; new MutationObserver(() => window.kdViewSrcs.push(img.src))"
+                      ".observe(img, {attributes: true, attributeFilter: ['src']}); }")
     _train_until_progress(lp, panel, run=runs_before + 1)
     if check.stop:
         panel.locator("button", has_text="Stop").click()
     row = _ended_run(lp, panel, rows, runs_before + 1, "stopped" if check.stop else "finished")
+    if check.live_view:
+        shown = lp.page.evaluate("window.kdViewSrcs")
+        assert view.is_visible() and len(set(shown)) >= 2, (
+            f"{lp.notebook}: the live view showed {len(set(shown))} picture(s) during the run, not one per evaluation")
+        lp.shot(panel, "live-view")
     assert re.fullmatch(r"\d+\.\d\d %", row["test acc"]), f"no test accuracy in the runs table: {row}"
     knob = {k.label: name for m in method_names() for name, k in method_info(m).knobs.items()}   # label -> name
     knob.update({k.label: name for name, k in SETTING_KNOBS.items()})
