@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kd_lab import losses as L
@@ -643,3 +644,24 @@ def test_rkd_angle_tensor_stays_float32_under_bf16_autocast():
         got = L.rkd_angle_tensor(emb)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want)
+
+
+def test_the_angle_tensor_from_distances_matches_the_direct_one_with_its_gradient():
+    """The law-of-cosines angle tensor (O(B²D + B³)) against normalising the (B, B, D) differences and
+    contracting them (O(B³D)): values and the RKD-A loss's gradient, on a batch shaped like real embeddings
+    (non-negative, pooled after a ReLU, far from the origin)."""
+    g = gen(11)
+    emb = (torch.randn(48, 32, generator=g) + 2.0).relu()
+    teacher = torch.randn(48, 64, generator=g)
+
+    def direct(x):
+        e = F.normalize(x[:, None, :] - x[None, :, :], p=2, dim=2, eps=1e-12)     # (B, B, D)
+        return torch.einsum("ijd,kjd->ijk", e, e)
+
+    torch.testing.assert_close(L.rkd_angle_tensor(emb), direct(emb), atol=2e-5, rtol=0)
+    grads = []
+    for angles in (L.rkd_angle_tensor, direct):
+        x = emb.clone().requires_grad_(True)
+        F.smooth_l1_loss(angles(x), direct(teacher)).backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-3)
