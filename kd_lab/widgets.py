@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from . import viz
 from .analysis import class_sorted_batch, embeddings, relation_agreement, soft_targets_by_class
-from .experiments import Setting, method_teacher, run_method
+from .experiments import Setting, method_teacher, train_method
 from .losses import rkd_angle_loss, rkd_distance_loss
 from .methods import Knob, method_info, method_options
 from .stats import format_number
@@ -252,9 +252,10 @@ class TrainingPanel(_Panel):
                 self.status.value = "loading the teacher…"
                 self.teacher = method_teacher(self.method, setting.dataset, self.device, verbose=False)
             self.status.value = f"training run {record['run']} (seed {record['seed']})…"
-            run_method(self.method, setting, seed=record["seed"], device=self.device, teacher=self.teacher,
-                       progress=False, callback=self._on_progress, callback_every=self.callback_every,
-                       stop=self._stop, history=h, **options)
+            method, _ = train_method(self.method, setting, seed=record["seed"], device=self.device,
+                                     teacher=self.teacher, progress=False, callback=self._on_progress,
+                                     callback_every=self.callback_every, stop=self._stop, history=h, **options)
+            record["student"] = method.student          # the trained network, for the cells after the panel
             record["status"] = h.status
             self.status.value = (f"run {record['run']} {h.status} after {len(h.steps)} steps: "
                                  f"test accuracy {_pct(h.test_acc)}")

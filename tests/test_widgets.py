@@ -165,10 +165,15 @@ def test_the_kd_panel_redraws_its_logit_view_at_each_evaluation(teacher):
     assert torch.allclose(probs, softmax_t(second["student"][:1], 4.0)[0], atol=1e-5)   # softened at the run's T
 
 
-def test_a_method_without_a_live_view_shows_none(teacher):
+def test_a_method_without_a_live_view_has_none_and_the_panel_hides_it():
+    from kd_lab.experiments import load_data
+    from kd_lab.methods import make_method
+    from kd_lab.train import History
+    test = load_data("fashion-mnist", "cpu")[1].subset(torch.arange(20))
+    assert make_method("scratch", build_model("student")).live_view(test) is None
     panel = TrainingPanel("scratch", {"labeled": 200}, SETTING, device="cpu", sync=True, redraw_s=0.0)
-    panel.train()
-    assert panel.runs[-1]["history"].view is None and panel.view_plot.layout.display == "none"
+    panel._redraw(History(), force=True)
+    assert panel.view_figure is None and panel.view_plot.layout.display == "none"
 
 
 def test_the_panel_trains_several_seeds_against_reference_bands(teacher):
@@ -189,6 +194,11 @@ def test_the_panel_trains_several_seeds_against_reference_bands(teacher):
     assert all(r["status"] == "finished" for r in panel.runs)
     assert not torch.equal(torch.tensor([s["total"] for s in panel.runs[0]["history"].steps]),
                            torch.tensor([s["total"] for s in panel.runs[1]["history"].steps]))   # two seeds
+    from kd_lab.experiments import load_data
+    from kd_lab.train import evaluate
+    test = load_data("fashion-mnist", "cpu")[1].subset(torch.arange(SETTING.test_size))
+    for r in panel.runs:                                              # each run keeps the network it trained
+        assert evaluate(r["student"], test).accuracy == pytest.approx(r["history"].test_acc)
     table = panel.runs_table_html()
     assert "Δ vs scratch (same seed)" in table
     for r in panel.runs:
@@ -197,9 +207,12 @@ def test_the_panel_trains_several_seeds_against_reference_bands(teacher):
 
 
 def test_a_reference_without_the_runs_seed_leaves_the_difference_empty(teacher):
-    panel = make_panel(teacher, reference={"scratch": {5: 60.0}})
-    panel.train()
-    assert panel.paired_difference(panel.runs[-1]) == "–"
+    from kd_lab.train import History
+    panel = make_panel(teacher, reference={"scratch": {5: 60.0, 0: 70.0}})
+    done = History(epochs=[{"epoch": 1, "test_acc": 0.75}])
+    assert panel.paired_difference({"seed": 1, "history": done, "status": "finished"}) == "–"     # no seed 1
+    assert panel.paired_difference({"seed": 0, "history": done, "status": "stopped"}) == "–"      # not a result
+    assert panel.paired_difference({"seed": 0, "history": done, "status": "finished"}) == "+5.00"
     with pytest.raises(ValueError, match="max_seeds"):
         make_panel(teacher, max_seeds=0)
 
