@@ -27,11 +27,11 @@ from matplotlib.figure import Figure
 
 from . import viz
 from .analysis import class_sorted_batch, embeddings, relation_agreement, soft_targets_by_class
+from .checks import check_integer
 from .experiments import Setting, method_teacher, train_method
 from .losses import rkd_angle_loss, rkd_distance_loss
 from .methods import Knob, method_info, method_options
 from .stats import format_number
-from .checks import check_integer
 from .train import History, pick_device
 
 __all__ = ["TrainingPanel", "SoftTargetPanel", "RelationPanel", "ComparisonPanel", "SETTING_KNOBS", "knob_widget"]

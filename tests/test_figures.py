@@ -304,6 +304,7 @@ def test_a_saved_progress_bar_shows_its_final_state_not_zero_percent():
 
 def test_a_progress_bar_outside_a_notebook_is_plain_tqdm():
     from tqdm import tqdm
+
     from kd_lab.train import progress_bar
     bar = progress_bar(total=3, desc="x", disable=True)
     assert isinstance(bar, tqdm)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import views_of_each_evaluation
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -23,8 +24,6 @@ from kd_lab.methods import DML, METHODS, OFD, UDML, FitNet, make_method, method_
 from kd_lab.models import PRESETS, ConvNet, build_model
 from kd_lab.train import History, fit
 from kd_lab.widgets import TrainingPanel
-
-from conftest import views_of_each_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 CONV_PRESETS = [name for name, (cls, _) in PRESETS.items() if cls is ConvNet]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import views_of_each_evaluation
 
 from kd_lab import analysis, losses
 from kd_lab.experiments import Setting
@@ -16,8 +17,6 @@ from kd_lab.methods import METHODS, RKD, make_method, method_options
 from kd_lab.models import build_model
 from kd_lab.train import fit
 from kd_lab.widgets import RelationPanel, TrainingPanel
-
-from conftest import views_of_each_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 RKD_NAMES = ["rkd", "rkd-d", "rkd-a", "kd+rkd"]
@@ -326,8 +325,8 @@ def test_the_rkd_panel_redraws_its_relation_view_at_each_evaluation(nets):
     assert len(labels) == 40 and torch.equal(labels, labels.sort().values)          # class blocks
     images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
     assert len(images) == 6                                            # distance row and angle row, 3 each
-    torch.testing.assert_close(torch.as_tensor(images[0].data), rkd_distance_matrix(second["teacher"]), check_dtype=False)
-    torch.testing.assert_close(torch.as_tensor(images[1].data), rkd_distance_matrix(second["student"]), check_dtype=False)
-    torch.testing.assert_close(torch.as_tensor(images[4].data), rkd_angle_tensor(second["student"])[:, 0, :],
-                               check_dtype=False)
+    for image, want in ((images[0], rkd_distance_matrix(second["teacher"])),
+                        (images[1], rkd_distance_matrix(second["student"])),
+                        (images[4], rkd_angle_tensor(second["student"])[:, 0, :])):
+        torch.testing.assert_close(torch.as_tensor(image.data), want, check_dtype=False)
     assert panel.view_plot.layout.display == ""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import views_of_each_evaluation
 
 from kd_lab import exercises, mining, viz, zoo
 from kd_lab import experiments as ex
@@ -17,8 +18,6 @@ from kd_lab.methods import METHODS, SSLD, make_method, method_options
 from kd_lab.models import build_model
 from kd_lab.train import evaluate
 from kd_lab.widgets import TrainingPanel
-
-from conftest import views_of_each_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = zoo.RECIPES["first20k"]

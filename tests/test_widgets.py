@@ -3,14 +3,13 @@ import time
 
 import pytest
 import torch
+from conftest import views_of_each_evaluation
 
 from kd_lab.analysis import softmax_t
 from kd_lab.data import FASHION_CLASSES
 from kd_lab.experiments import Setting
 from kd_lab.models import build_model
 from kd_lab.widgets import SoftTargetPanel, TrainingPanel
-
-from conftest import views_of_each_evaluation
 
 SETTING = Setting(labeled=200, epochs=2, eval_every=1, test_size=300, batch_size=50)
 

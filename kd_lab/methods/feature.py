@@ -136,7 +136,7 @@ class FeatureKD(Method):
         return out
 
     def target(self, i: int, teacher_tap: torch.Tensor) -> torch.Tensor:
-        """What stage ``i``'s loss pulls the connected student tap towards: the teacher's tap (OFD: after its margin)."""
+        """What stage ``i``'s loss pulls the connected student tap towards: the teacher's tap (OFD: past the margin)."""
         return teacher_tap
 
     @torch.no_grad()

@@ -106,7 +106,7 @@ class SSLD(Method):
                           "on the labeled images only", stacklevel=2)
         chosen, teacher_labels = self._choose(train.subset(pool.to(train.device)))
         spread = torch.linspace(0, len(chosen) - 1, min(LIVE_POOL, len(chosen))).round().long().unique()
-        shown = pool[chosen[spread]].to(train.device)          # the live view's images (every class), hidden labels kept
+        shown = pool[chosen[spread]].to(train.device)          # the live view's images (all classes), hidden labels
         self.live_pool = (train.subset(shown), teacher_labels[spread].cpu())
         idx = torch.cat([lab, pool[chosen]]).to(train.device)
         y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])
