@@ -136,7 +136,8 @@ class FeatureKD(Method):
         return out
 
     def target(self, i: int, teacher_tap: torch.Tensor) -> torch.Tensor:
-        """What stage ``i``'s loss pulls the connected student tap towards: the teacher's tap (OFD: past the margin)."""
+        """What stage ``i``'s loss pulls the connected student tap towards: the teacher's tap (OFD: the tap clipped
+        below at the margin, max(t, m))."""
         return teacher_tap
 
     @torch.no_grad()
