@@ -26,6 +26,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jupytext
@@ -141,11 +142,14 @@ def execute(md: Path) -> Path:
     """``make lesson``: the .md's cells into the notebook, run it in full mode, stamp the hash, rewrite the .md."""
     ipynb = md.with_suffix(".ipynb")
     _run("jupytext", "--quiet", "--update", "--to", "ipynb", str(md))
-    print(f"{ipynb.name}: running in full mode (lessons 01-05 take 20-35 min on a 2-core CPU)", flush=True)
+    print(f"{ipynb.name}: running in full mode (reference mode: a few minutes; a first-edition lesson 20-35 min "
+          "on a 2-core CPU)", flush=True)
+    start = time.perf_counter()
     _run("nbconvert", "--to", "notebook", "--execute", "--inplace",
          "--ExecutePreprocessor.timeout=-1",                # no time limit
          "--ExecutePreprocessor.store_widget_state=True", str(ipynb),
          env={key: value for key, value in os.environ.items() if key != "KD_LAB_QUICK"})    # full mode
+    print(f"{ipynb.name}: Run All from a fresh kernel took {time.perf_counter() - start:.0f} s (kernel start included)")
     print(f"{ipynb.name}: code_sha256 {stamp(ipynb)}")
     _run("jupytext", "--quiet", "--to", "md:myst", str(ipynb))   # written last: the .md is the newer of the pair
     return ipynb
