@@ -88,7 +88,7 @@ class Lesson:
 LESSONS = (
     Lesson("01_response_kd.ipynb", run="all", run_s=900, checks=(
         SliderPlot("soft_panel = SoftTargetPanel(", "temperature T", plot=0),
-        TrainStop("panel = TrainingPanel(", drag={"epochs": 1.0}),
+        TrainStop("panel = TrainingPanel(", drag={"temperature T": 0.3}, stop=False, live_view=True),
     )),
     Lesson("02_ssld.ipynb", run_s=600, checks=(   # set-up may train the quick first20k teacher; a step budget:
                                                    # the quick run is short, let it finish

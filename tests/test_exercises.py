@@ -101,44 +101,6 @@ def test_check_prediction_without_a_result_or_an_interval(capsys):
     assert "measured +1.00 points over 1 seeds; off by 0.50" in capsys.readouterr().out
 
 
-# the first edition's two checks (lesson 01 until its second edition takes its place)
-def right_softmax(z, t):
-    return torch.softmax(z / t, dim=-1)
-
-
-@pytest.mark.parametrize("fn,message", [
-    (right_softmax, "✅ softmax with temperature is right"),
-    (lambda z, t: torch.softmax(z * t, dim=-1), "multiplied the logits by T"),
-    (lambda z, t: torch.softmax(z, dim=-1), "ignores the temperature"),
-    (lambda z, t: torch.softmax(z / t, dim=0), "each row must sum to 1"),
-    (lambda z, t: None, "returned None"),
-    (lambda z, t: (z / t).tolist(), "expected a torch.Tensor, got list"),
-    (lambda z, t: torch.softmax(z / t, -1)[:, :3], "expected shape (5, 10), got (5, 3)"),
-])
-def test_check_softmax_t(capsys, fn, message):
-    ok = exercises.check_softmax_t(fn)
-    out = capsys.readouterr().out
-    assert message in out and ok == message.startswith("✅")
-
-
-def right_kd(s, t, T):
-    p_t = torch.softmax(t / T, -1)
-    return T * T * (p_t * (torch.log_softmax(t / T, -1) - torch.log_softmax(s / T, -1))).sum(-1).mean()
-
-
-@pytest.mark.parametrize("fn,message", [
-    (right_kd, "✅ your KD loss matches"),
-    (lambda s, t, T: right_kd(s, t, T) / T ** 2, "the T² factor is missing"),
-    (lambda s, t, T: right_kd(s, t, T) * len(s), "you summed without averaging"),
-    (lambda s, t, T: right_kd(t, s, T), "wrong direction"),
-    (not_done, "not implemented yet"),
-    (lambda s, t, T: 1 / 0, "raised ZeroDivisionError"),
-])
-def test_check_kd_loss(capsys, fn, message):
-    ok = exercises.check_kd_loss(fn)
-    assert message in capsys.readouterr().out and ok == message.startswith("✅")
-
-
 def test_check_temperature_limits(capsys):
     assert exercises.check_temperature_limits("uniform", "one-hot")
     assert not exercises.check_temperature_limits("one-hot", "one-hot")
@@ -272,7 +234,7 @@ def test_check_detach(capsys):
 EXERCISE_FAMILIES = {   # module of kd_lab.exercises -> (its lesson, its public checks and choices)
     "_common": ("every lesson", set()),
     "response": ("lesson 01", {"check_tckd", "check_entropy_temperature", "check_temperature_limits",
-                               "check_prediction", "check_softmax_t", "check_kd_loss"}),
+                               "check_prediction"}),
     "label_free": ("lesson 02", {"check_mining", "check_gt_term", "GT_TERM_CHOICES"}),
     "mutual": ("lesson 03", {"check_dml_loss", "check_detach", "DETACH_CHOICES"}),
     "feature": ("lesson 04", {"check_ofd_margin", "check_partial_l2_mask"}),

@@ -1,6 +1,6 @@
 """Lesson 01's text types no result: every number a student reads in its prose is printed by a cell from a results
-file (or from a run in the notebook). The test takes the Markdown cells of the second edition
-(``notebooks/drafts/01_response_kd.md``), removes
+file (or from a run in the notebook). The test takes the lesson's Markdown cells
+(``notebooks/01_response_kd.md``), removes
 what is not a measured number — LaTeX math, code (fenced blocks and inline spans), link targets, section and list
 numbers, citations (author–year, venue–year, the References paragraph) and a short explicit allow-list — and
 fails on any digit left."""
@@ -11,7 +11,7 @@ import jupytext
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LESSON = REPO / "notebooks" / "drafts" / "01_response_kd.md"       # the second edition, until its results are in
+LESSON = REPO / "notebooks" / "01_response_kd.md"
 
 YEAR = r"(?:19|20)\d\d"
 REMOVED = [                                               # (pattern, what it is), applied in this order

@@ -14,16 +14,13 @@ from .relation import _TRIANGLE as _TRIANGLE  # the hand-made triangle of check_
 from .relation import check_angle_tensor, check_distance_matrix
 from .response import (
     check_entropy_temperature,
-    check_kd_loss,
     check_prediction,
-    check_softmax_t,
     check_tckd,
     check_temperature_limits,
 )
 
 __all__ = [
     "check_tckd", "check_entropy_temperature", "check_temperature_limits", "check_prediction",   # lesson 01
-    "check_softmax_t", "check_kd_loss",                                    # lesson 01, first edition
     "check_mining", "check_gt_term", "GT_TERM_CHOICES",                    # lesson 02 (label_free)
     "check_dml_loss", "check_detach", "DETACH_CHOICES",                    # lesson 03 (mutual)
     "check_ofd_margin", "check_partial_l2_mask",                           # lesson 04 (feature)

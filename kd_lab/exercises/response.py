@@ -12,8 +12,7 @@ import torch
 from .. import losses
 from ._common import _call, _check_tensor, _report
 
-__all__ = ["check_tckd", "check_entropy_temperature", "check_temperature_limits", "check_prediction",
-           "check_softmax_t", "check_kd_loss"]
+__all__ = ["check_tckd", "check_entropy_temperature", "check_temperature_limits", "check_prediction"]
 
 
 def _tckd_cases(seed: int = 0):
@@ -155,56 +154,3 @@ def check_prediction(prediction, record: dict, tolerance: float = 1.0, what: str
     sign = " — and the sign is wrong" if prediction * mean < 0 else ""
     return _report(False, f"{what}: you predicted {prediction:+.2f}, {measured}; {abs(off):.2f} points too "
                           f"{'high' if off > 0 else 'low'}{sign}")
-
-
-# ---------------------------------------------------------------- the first edition's two exercises
-# The committed lesson 01 (first edition) still asks for these; its second edition (notebooks/drafts/) replaces
-# them with check_tckd and check_entropy_temperature, and they go when it takes the first edition's place.
-def _cases(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(5, 10, generator=g) * 3, t) for t in (0.5, 1.0, 4.0, 10.0)]
-
-
-def check_softmax_t(fn) -> bool:
-    """``fn(logits (B, K), T) -> (B, K)``: softmax of logits / T over the classes."""
-    for logits, t in _cases():
-        out, problem = _call(fn, logits, t)
-        problem = problem or _check_tensor(out, logits.shape)
-        if problem:
-            return _report(False, problem)
-        want = torch.softmax(logits / t, dim=-1)
-        if torch.allclose(out, want, atol=1e-5):
-            continue
-        if not torch.allclose(out.sum(-1), torch.ones(len(out)), atol=1e-4):
-            return _report(False, "each row must sum to 1: take the softmax over the class dimension (dim=-1)")
-        if torch.allclose(out, torch.softmax(logits * t, dim=-1), atol=1e-5):
-            return _report(False, f"at T={t} you multiplied the logits by T: divide by T instead")
-        if torch.allclose(out, torch.softmax(logits, dim=-1), atol=1e-5):
-            return _report(False, f"at T={t} the output ignores the temperature: use softmax(logits / T)")
-        return _report(False, f"at T={t} the values differ from softmax(logits / T)")
-    return _report(True, "softmax with temperature is right for T = 0.5, 1, 4 and 10")
-
-
-def check_kd_loss(fn) -> bool:
-    """``fn(student_logits, teacher_logits, T) -> scalar``: T²·KL(p_t ‖ p_s), mean over the batch."""
-    for logits, t in _cases(1):
-        teacher = logits.roll(1, dims=0) * 0.7
-        out, problem = _call(fn, logits, teacher, t)
-        problem = problem or _check_tensor(out, ())
-        if problem:
-            return _report(False, problem)
-        want = losses.kd_loss(logits, teacher, t)
-        ratio = float(out / want)
-        if abs(ratio - 1) < 1e-4:
-            continue
-        hints = {1 / t ** 2: "the T² factor is missing", float(len(logits)): "sum over the batch, then divide by B "
-                 "(you summed without averaging)", 1 / logits.shape[1]: "you averaged over classes: sum over them"}
-        for r, hint in hints.items():
-            if abs(ratio - r) < 1e-3 * max(1.0, r):
-                return _report(False, f"at T={t}: {hint}")
-        reverse = losses.kd_loss(teacher, logits, t)
-        if torch.allclose(out, reverse, rtol=1e-4):
-            return _report(False, "KL is taken in the wrong direction: it is KL(teacher ‖ student) = "
-                                  "Σ p_t (log p_t − log p_s)")
-        return _report(False, f"at T={t} expected {float(want):.4f}, got {float(out):.4f}")
-    return _report(True, "your KD loss matches kd_lab.losses.kd_loss for T = 0.5, 1, 4 and 10")
