@@ -53,7 +53,7 @@ lab: setup
 
 test: setup browser
 	$(BIN)/ruff check .
-	KD_LAB_QUICK=1 $(BIN)/python -m pytest -q tests --nbval-lax notebooks $(PYTEST_ARGS)
+	KD_LAB_QUICK=1 $(BIN)/python -m pytest -q tests --nbval-lax notebooks --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m kd_lab bench
