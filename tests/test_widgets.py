@@ -220,7 +220,8 @@ def test_the_dml_panel_redraws_its_peer_view_at_each_evaluation():
     """Lesson 03's live view: the peers' logits on the probe, drawn as their agreement matrix, the joint predictions
     of peers 0 and 1, and each peer's predictive entropy; it changes between the two evaluations."""
     from kd_lab.analysis import entropy
-    panel = TrainingPanel("dml", {"k": 3}, SETTING, device="cpu", sync=True, redraw_s=0.0)
+    longer = Setting(labeled=600, epochs=2, eval_every=1, test_size=300, batch_size=50)   # 12 steps per epoch
+    panel = TrainingPanel("dml", {"k": 3}, longer, device="cpu", sync=True, redraw_s=0.0)
     seen = views_of_each_evaluation(panel)
     panel.train()
     assert len(seen) == 2 and seen[0][2] != seen[1][2]
