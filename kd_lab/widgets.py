@@ -239,10 +239,9 @@ class TrainingPanel(_Panel):
                     record["status"] = "not run"
                     continue
                 self._run(record, setting, options)
-        finally:
+        finally:                                        # each run has redrawn its own final state (_run)
             self._busy = False
             self.train_button.disabled, self.stop_button.disabled = False, True
-            self._redraw(records[-1]["history"], force=True)
 
     def _run(self, record: dict, setting: Setting, options: dict) -> None:
         h = record["history"]
