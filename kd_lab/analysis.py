@@ -15,7 +15,7 @@ from .train import evaluate
 
 __all__ = ["inference_speed", "predict_logits", "softmax_t", "entropy", "soft_targets_by_class", "kd_gradient_norms",
            "without_class", "shift_class_bias", "tune_class_bias", "embeddings", "relation_agreement", "pca_2d",
-           "class_sorted_batch", "peer_metrics"]
+           "class_sorted_batch", "calibration_error", "peer_metrics"]
 
 
 @torch.no_grad()
@@ -173,17 +173,42 @@ def _accuracy(scores: torch.Tensor, y: torch.Tensor) -> float:
     return float((scores.argmax(1) == y).float().mean())
 
 
+def calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int = 15) -> float:
+    """Expected calibration error (Guo, Pleiss, Sun, Weinberger 2017, "On Calibration of Modern Neural
+    Networks", ICML, eq. 3) of predicted distributions ``probs`` (N, C) against labels ``y`` (N,): the images
+    binned by confidence (the top probability) into ``bins`` equal-width bins of (0, 1], then
+    Σ_bins (n_b / N)·|accuracy_b − mean confidence_b|. 0 = calibrated; an over-confident network scores high."""
+    if probs.ndim != 2 or y.shape != probs.shape[:1] or len(y) == 0:
+        raise ValueError(f"calibration_error needs probs (N, C) and y (N,) with N >= 1, got shapes "
+                         f"{tuple(probs.shape)} and {tuple(y.shape)}")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
+    confidence, predicted = probs.float().max(1)
+    correct = (predicted == y.to(predicted.device)).float()
+    which = (confidence * bins).ceil().clamp(1, bins).long() - 1                 # (N,) bin of each image
+    n = torch.bincount(which, minlength=bins).float()
+    gap = torch.bincount(which, weights=correct, minlength=bins) - torch.bincount(which, weights=confidence,
+                                                                                   minlength=bins)
+    return float(gap.abs().sum() / len(y)) if n.sum() else 0.0
+
+
 @torch.no_grad()
 def peer_metrics(models, data: ImageData) -> dict[str, float]:
     """How K networks do on ``data``, alone and together (Zhang et al. 2018, "Deep Mutual Learning"):
     ``acc_k`` for each, ``acc_ensemble`` (argmax of the mean of their softmax), and for every j >= 1
     ``agree_0_j`` (fraction of images where networks 0 and j predict the same class) and ``kl_0_j``
-    (mean KL(p_j ‖ p_0) at T = 1). Eval mode, no gradient; the models' modes are restored."""
+    (mean KL(p_j ‖ p_0) at T = 1); for each network and the ensemble, the mean predictive entropy in nats
+    (``entropy_k``, ``entropy_ensemble``) and the expected calibration error (``ece_k``, ``ece_ensemble``,
+    :func:`calibration_error`). Eval mode, no gradient; the models' modes are restored."""
     logits = [predict_logits(m, data) for m in models]                          # K x (N, C), CPU
     y = data.y.cpu()
-    out = {f"acc_{k}": _accuracy(z, y) for k, z in enumerate(logits)}
-    out["acc_ensemble"] = _accuracy(torch.stack([z.softmax(1) for z in logits]).mean(0), y)
+    probs = {str(k): z.softmax(1) for k, z in enumerate(logits)}
+    probs["ensemble"] = torch.stack(list(probs.values())).mean(0)                 # (N, C)
+    out = {f"acc_{k}": _accuracy(p, y) for k, p in probs.items()}
     for j in range(1, len(logits)):
         out[f"agree_0_{j}"] = float((logits[0].argmax(1) == logits[j].argmax(1)).float().mean())
         out[f"kl_0_{j}"] = float(dml_loss(logits[0], logits[j]))
+    for k, p in probs.items():
+        out[f"entropy_{k}"] = float(entropy(p).mean())
+        out[f"ece_{k}"] = calibration_error(p, y)
     return out

@@ -17,6 +17,12 @@ Every accuracy of the course is a sample over a few seeds, so:
   (Student, "The probable error of a mean", Biometrika 6(1), 1908; e.g. NIST/SEMATECH e-Handbook of
   Statistical Methods, §1.3.5.2, "Confidence limits for the mean").
   :func:`t_critical` gives t₀.₉₇₅,df without scipy.
+* :func:`spread_ratio` compares the seed-to-seed *spread* of two arms run on the same seeds: the ratio of
+  their standard deviations s_a / s_b with the 95 % interval of the Pitman–Morgan test (E. J. G. Pitman, "A
+  note on normal correlation", Biometrika 31, 1939; W. A. Morgan, "A test for the significance of the
+  difference between the two variances in a sample from a normal bivariate population", Biometrika 31, 1939),
+  which allows for the correlation r of the paired values: with F = s_a² / s_b² and
+  K = 1 + 2 (1 − r²) t²₀.₉₇₅,ₙ₋₂ / (n − 2), the variance ratio lies in F · (K ∓ √(K² − 1)).
 
 No torch: plain floats in, plain floats out.
 """
@@ -26,8 +32,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["mean_std", "t_critical", "paired_differences", "paired_effect", "PairedEffect", "format_number",
-           "format_mean_std", "format_effect"]
+__all__ = ["mean_std", "t_critical", "paired_differences", "paired_effect", "PairedEffect", "spread_ratio",
+           "SpreadRatio", "format_number", "format_mean_std", "format_effect"]
 
 # t₀.₉₇₅,df for df = 1..30 (two-sided 95 %), to 3 decimals, from the table of critical values of Student's t
 # in the NIST/SEMATECH e-Handbook of Statistical Methods, §1.3.6.7.2.
@@ -126,6 +132,48 @@ def paired_effect(a, b) -> PairedEffect:
     half = t_critical(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
     return PairedEffect(seeds=tuple(diffs), differences=tuple(diffs.values()), mean=mean, std=std,
                         ci_low=mean - half, ci_high=mean + half)
+
+
+@dataclass(frozen=True)
+class SpreadRatio:
+    """How the spread of a compares with b's on the same seeds: s_a / s_b and its 95 % interval."""
+
+    seeds: tuple
+    std_a: float
+    std_b: float
+    ratio: float                # s_a / s_b
+    ci_low: float               # of s_a / s_b (the square roots of the variance ratio's limits)
+    ci_high: float
+    correlation: float          # r of the paired values
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    def __str__(self) -> str:
+        return (f"{format_number(self.ratio)}× (95 % CI {format_number(self.ci_low)} … "
+                f"{format_number(self.ci_high)}, n = {self.n})")
+
+
+def spread_ratio(a, b) -> SpreadRatio:
+    """The ratio of the sample standard deviations of ``a`` and ``b`` over the seeds both have (paired as in
+    :func:`paired_differences`), with the Pitman–Morgan 95 % interval (module docstring). Needs 3 pairs or more
+    (the test has n − 2 degrees of freedom) and a spread on both sides."""
+    a, b = _by_seed(a, b)
+    seeds = tuple(s for s in a if s in b and a[s] is not None and b[s] is not None)
+    n = len(seeds)
+    if n < 3:
+        raise ValueError(f"a spread ratio needs at least 3 seeds on both sides, got {n} ({list(seeds)})")
+    xa, xb = [float(a[s]) for s in seeds], [float(b[s]) for s in seeds]
+    (ma, sa), (mb, sb) = mean_std(xa), mean_std(xb)
+    if sa == 0 or sb == 0:
+        raise ValueError(f"a spread ratio needs a spread on both sides, got std {sa!r} and {sb!r}")
+    r = sum((x - ma) * (y - mb) for x, y in zip(xa, xb)) / ((n - 1) * sa * sb)
+    f = sa**2 / sb**2
+    k = 1 + 2 * (1 - r * r) * t_critical(n - 2) ** 2 / (n - 2)
+    root = math.sqrt(k * k - 1)
+    return SpreadRatio(seeds=seeds, std_a=sa, std_b=sb, ratio=sa / sb, ci_low=math.sqrt(f * (k - root)),
+                       ci_high=math.sqrt(f * (k + root)), correlation=r)
 
 
 def format_number(value, spec: str = ".2f") -> str:

@@ -61,3 +61,24 @@ def test_inference_speed_is_positive_and_keeps_the_mode():
     model = build_model("mlp").train()
     speed = analysis.inference_speed(model, torch.randn(64, 1, 28, 28), repeats=2)
     assert speed > 0 and model.training
+
+
+def test_calibration_error_by_hand():
+    """Three images in three confidence bins: |1 − 0.9|, |0 − 0.6|, |1 − 0.8| weighted 1/3 each."""
+    p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    assert analysis.calibration_error(p, torch.tensor([0, 1, 1])) == pytest.approx((0.1 + 0.6 + 0.2) / 3)
+    confident_and_right = torch.eye(4)
+    assert analysis.calibration_error(confident_and_right, torch.arange(4)) == pytest.approx(0.0)
+    assert analysis.calibration_error(confident_and_right, torch.tensor([1, 2, 3, 0])) == pytest.approx(1.0)
+    one_bin = analysis.calibration_error(p, torch.tensor([0, 1, 1]), bins=1)     # |2/3 − mean confidence|
+    assert one_bin == pytest.approx(abs(2 / 3 - (0.9 + 0.6 + 0.8) / 3))
+
+
+@pytest.mark.parametrize("probs, y, bins, message", [
+    (torch.ones(3), torch.zeros(3, dtype=torch.long), 15, r"needs probs \(N, C\) and y \(N,\)"),
+    (torch.ones(3, 2) / 2, torch.zeros(2, dtype=torch.long), 15, r"got shapes \(3, 2\) and \(2,\)"),
+    (torch.ones(3, 2) / 2, torch.zeros(3, dtype=torch.long), 0, "bins must be an integer >= 1, got 0"),
+])
+def test_calibration_error_rejects_bad_input(probs, y, bins, message):
+    with pytest.raises(ValueError, match=message):
+        analysis.calibration_error(probs, y, bins)

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from kd_lab import stats
 from kd_lab.stats import (
     PairedEffect,
     format_effect,
@@ -136,3 +137,35 @@ def test_stats_needs_no_torch():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "light"
+
+
+def _pitman_morgan_accepts(a, b, variance_ratio):
+    """The Pitman–Morgan test of Var(a) = λ·Var(b), by its definition: the correlation of a + √λ·b and a − √λ·b
+    is zero; True where a two-sided 5 % t-test does not reject that."""
+    u = [x + math.sqrt(variance_ratio) * y for x, y in zip(a, b)]
+    v = [x - math.sqrt(variance_ratio) * y for x, y in zip(a, b)]
+    (mu, su), (mv, sv) = stats.mean_std(u), stats.mean_std(v)
+    n = len(a)
+    r = sum((x - mu) * (y - mv) for x, y in zip(u, v)) / ((n - 1) * su * sv)
+    return r * r * (n - 2) / (1 - r * r) <= stats.t_critical(n - 2) ** 2
+
+
+def test_spread_ratio_interval_is_where_the_pitman_morgan_test_accepts():
+    a = [84.1, 83.2, 85.0, 83.9, 84.6, 82.8, 84.4, 83.5, 85.3, 83.0]
+    b = [84.0, 83.9, 84.3, 84.1, 84.2, 83.8, 84.2, 84.0, 84.4, 83.9]
+    res = stats.spread_ratio(dict(enumerate(a)), dict(enumerate(b)))
+    assert res.ratio == pytest.approx(stats.mean_std(a)[1] / stats.mean_std(b)[1])
+    assert res.ci_low < res.ratio < res.ci_high and res.n == 10
+    for limit in (res.ci_low, res.ci_high):      # the limits are where the test turns: accepted inside, not outside
+        assert _pitman_morgan_accepts(a, b, (limit * 0.999) ** 2) != _pitman_morgan_accepts(a, b, (limit * 1.001) ** 2)
+    assert _pitman_morgan_accepts(a, b, res.ratio ** 2)
+    assert "×" in str(res) and "n = 10" in str(res)
+
+
+def test_spread_ratio_pairs_by_seed_and_needs_three_seeds_with_a_spread():
+    res = stats.spread_ratio({0: 1.0, 1: 3.0, 2: 2.0, 7: 9.0}, {2: 2.0, 1: 1.5, 0: 1.0})
+    assert res.seeds == (0, 1, 2)
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        stats.spread_ratio({0: 1.0, 1: 2.0}, {0: 1.0, 1: 2.0})
+    with pytest.raises(ValueError, match="a spread on both sides"):
+        stats.spread_ratio([1.0, 2.0, 3.0], [5.0, 5.0, 5.0])
