@@ -4,8 +4,8 @@ A *teacher* network guides a *student* network by an extra loss term. The
 losses in this module come in three families:
 
 * **response based** -- compare the output distributions (logits):
-  :func:`kd_loss`, :func:`dkd_loss` (+ :func:`dkd_parts`), :func:`dml_loss`,
-  :func:`ssld_loss`;
+  :func:`kd_loss`, :func:`dkd_loss` (+ :func:`dkd_parts`), :func:`dml_loss`
+  (+ :func:`dml_symmetric_loss`), :func:`ssld_loss`;
 * **feature based** -- compare intermediate feature maps:
   :func:`fitnet_loss`, :func:`ofd_loss` (+ :func:`ofd_margin`,
   :func:`ofd_target`, :func:`ofd_mask`);
@@ -51,6 +51,7 @@ __all__ = [
     "dkd_parts",
     "dkd_loss",
     "dml_loss",
+    "dml_symmetric_loss",
     "ssld_loss",
     "fitnet_loss",
     "ofd_margin",
@@ -329,6 +330,35 @@ def dml_loss(logits: Tensor, peer_logits: Tensor, temperature: float = 1.0) -> T
     _check_finite(logits=logits, peer_logits=peer_logits)
     log_p, log_p_peer = _soft_log_probs(logits, peer_logits, temperature)
     return temperature**2 * _kl_rows(log_p_peer, log_p).mean()
+
+
+def dml_symmetric_loss(logits_a: Tensor, logits_b: Tensor, temperature: float = 1.0) -> Tensor:
+    """Mutual-learning loss of a pair as PaddleOCR trains its text recognizers (PP-OCRv2's CML/U-DML):
+    symmetric KL, **neither side detached**.
+
+    PaddleOCR, ``ppocr/losses/basic_loss.py``, class ``DMLLoss`` (``use_log=True``), summed once per pair of
+    peers in ``ppocr/losses/distillation_loss.py``.
+
+        L = T^2 * mean_b 1/2 [KL(p_b || p_a) + KL(p_a || p_b)]
+
+    Unlike :func:`dml_loss` (Zhang et al. 2018: each peer chases the other's detached prediction), the
+    gradient reaches both peers, through both directions of the KL; the one exception to the module's
+    "the other side is detached" rule, because here there is no teacher side.
+
+    Args:
+        logits_a: (B, C) float32 or bf16, one peer.
+        logits_b: (B, C), the other peer; not detached.
+        temperature: T > 0.
+    Returns:
+        float32 scalar.
+    """
+    _check_pair("logits_a", logits_a, "logits_b", logits_b, ndim=2)
+    _check_temperature(temperature)
+    _check_finite(logits_a=logits_a, logits_b=logits_b)
+    log_p_a = F.log_softmax(logits_a.float() / temperature, dim=1)  # (B, C)
+    log_p_b = F.log_softmax(logits_b.float() / temperature, dim=1)  # (B, C)
+    symmetric = 0.5 * (_kl_rows(log_p_b, log_p_a) + _kl_rows(log_p_a, log_p_b))  # (B,)
+    return temperature**2 * symmetric.mean()
 
 
 def ssld_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:

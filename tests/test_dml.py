@@ -41,7 +41,7 @@ def reference_terms(logits, y, w, T):
 def test_registered_without_a_teacher_and_with_its_options():
     assert METHODS["dml"] is DML and not DML.needs_teacher
     assert method_options("dml") == {"k": 2, "peers": "student", "kl_weight": 1.0, "temperature": 1.0,
-                                     "mode": "simultaneous"}
+                                     "mode": "simultaneous", "symmetric": False}
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
@@ -171,6 +171,32 @@ def test_epoch_metrics_are_logged_when_accuracy_is_measured(small):
         accuracies([h], "acc_9")
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_symmetric_mode_is_paddleocrs_pair_loss_with_gradient_to_both_peers(batch, k):
+    """PaddleOCR's DMLLoss: per pair ½[KL(p_k ‖ p_j) + KL(p_j ‖ p_k)], nothing detached; w/(K−1) per pair."""
+    x, y = batch
+    m = dml(k, kl_weight=0.5, temperature=2.0, symmetric=True).train()
+    terms = m.loss_terms(x, y)
+    pairs = [(j, i) for j in range(k) for i in range(j + 1, k)]
+    assert list(terms) == [f"ce_{i}" for i in range(k)] + [f"kl_{j}_{i}" for j, i in pairs]
+    logits = [peer(x) for peer in m.peers]
+    for j, i in pairs:
+        log_p, log_q = torch.log_softmax(logits[j] / 2, 1), torch.log_softmax(logits[i] / 2, 1)
+        sym = 0.5 * ((log_p.exp() * (log_p - log_q)).sum(1) + (log_q.exp() * (log_q - log_p)).sum(1)).mean()
+        torch.testing.assert_close(terms[f"kl_{j}_{i}"], 0.5 * 4 * sym / (k - 1))
+    m.zero_grad(set_to_none=True)
+    terms["kl_0_1"].backward()                      # unlike the paper's form, both peers of the pair move
+    assert all(any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.peers[i].parameters()) for i in (0, 1))
+
+
+def test_epoch_metrics_hold_each_peers_entropy_and_calibration(small):
+    _, test = small
+    out = dml(2).epoch_metrics(test)
+    for name in ("0", "1", "ensemble"):
+        assert 0 <= out[f"ece_{name}"] <= 1 and 0 <= out[f"entropy_{name}"] <= torch.log(torch.tensor(10.0))
+    assert out["entropy_0"] > 2.0                   # an untrained network predicts nearly uniform distributions
+
+
 def test_identical_peers_agree_everywhere(small):
     _, test = small
     m = dml(2)
@@ -213,7 +239,11 @@ def test_two_phases_may_not_log_the_same_term(small):
     ({"mode": "sync"}, "mode must be one of ('simultaneous', 'alternating'), got 'sync'"),
     ({"kl_weight": -1.0}, "kl_weight must be a number >= 0.0, got -1.0"),
     ({"temperature": 0}, "temperature must be > 0, got 0"),
-    ({"tau": 2}, "method 'dml' has no option(s) ['tau']; allowed: ['k', 'kl_weight', 'mode', 'peers', 'temperature']"),
+    ({"tau": 2}, "method 'dml' has no option(s) ['tau']; allowed: ['k', 'kl_weight', 'mode', 'peers', 'symmetric', "
+                 "'temperature']"),
+    ({"symmetric": 1}, "symmetric must be true or false, got 1"),
+    ({"symmetric": True, "mode": "alternating"}, "symmetric=True (one undetached loss per pair, PaddleOCR's form) "
+                                                 "needs mode='simultaneous', got mode='alternating'"),
 ])
 def test_bad_options_name_the_value(options, message):
     torch.manual_seed(0)

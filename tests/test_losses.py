@@ -132,6 +132,7 @@ class Case:
     names: tuple = ("student_logits", "teacher_logits")
     relation: bool = False  # only the batch sizes must match
     temperature_fn: Callable = None  # (student, teacher, T) -> loss
+    detaches: bool = True  # the second input gets no gradient (every loss but PaddleOCR's pair loss)
 
     def inputs(self, seed=0):
         g = gen(seed)
@@ -188,6 +189,16 @@ CASES = [
         LOGITS,
         names=("logits", "peer_logits"),
         temperature_fn=lambda s, t, T: L.dml_loss(s, t, temperature=T),
+    ),
+    Case(
+        "dml_symmetric",
+        lambda s, t: L.dml_symmetric_loss(s, t, temperature=2.0),
+        lambda s, t: ref_ssld(s, t, 2.0),
+        LOGITS,
+        LOGITS,
+        names=("logits_a", "logits_b"),
+        temperature_fn=lambda s, t, T: L.dml_symmetric_loss(s, t, temperature=T),
+        detaches=False,
     ),
     Case(
         "ssld",
@@ -267,7 +278,7 @@ def test_no_gradient_reaches_teacher(case):
     student.requires_grad_(True)
     teacher.requires_grad_(True)
     case.call(student, teacher).backward()
-    assert teacher.grad is None
+    assert (teacher.grad is None) == case.detaches
     assert student.grad is not None and torch.isfinite(student.grad).all()
     assert student.grad.abs().sum() > 0
 
@@ -475,6 +486,17 @@ def test_dml_gradient_reaches_logits_only():
     assert peer.grad is None and logits.grad.abs().sum() > 0
 
 
+def test_dml_symmetric_gradient_reaches_both_peers():
+    """PaddleOCR's pair loss detaches neither side: the same value as SSLD's, but both peers learn from it."""
+    a, b = CASES[0].inputs()
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    loss = L.dml_symmetric_loss(a, b)
+    loss.backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+    assert loss.item() == pytest.approx(L.ssld_loss(a, b).item(), rel=1e-6)
+
+
 def test_ssld_is_symmetric_in_value():
     a, b = CASES[0].inputs()
     assert L.ssld_loss(a, b).item() == pytest.approx(L.ssld_loss(b, a).item(), rel=1e-5)
@@ -536,7 +558,7 @@ def test_ofd_helpers_return_no_grad():
 
 
 def test_fitnet_is_not_scale_invariant():
-    _, teacher = CASES[6].inputs()
+    _, teacher = next(c for c in CASES if c.name == "fitnet").inputs()
     assert L.fitnet_loss(3 * teacher, teacher).item() > 0.1
 
 
@@ -628,7 +650,7 @@ def test_rkd_gradients_finite_with_duplicate_points(fn, kind):
 def test_public_names():
     assert sorted(L.__all__) == sorted(
         [
-            "kd_loss", "dkd_parts", "dkd_loss", "dml_loss", "ssld_loss", "fitnet_loss",
+            "kd_loss", "dkd_parts", "dkd_loss", "dml_loss", "dml_symmetric_loss", "ssld_loss", "fitnet_loss",
             "ofd_margin", "ofd_target", "ofd_mask", "ofd_loss", "rkd_distance_matrix",
             "rkd_distance_loss", "rkd_angle_tensor", "rkd_angle_loss",
         ]

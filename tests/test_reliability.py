@@ -229,6 +229,7 @@ LOSSES = {                         # name -> (the loss of a student and a teache
     "kd_loss": (lambda s, t: losses.kd_loss(s, t), ("student_logits", "teacher_logits")),
     "dkd_parts": (lambda s, t: losses.dkd_parts(s, t, torch.arange(4) % 3), ("student_logits", "teacher_logits")),
     "dml_loss": (lambda s, t: losses.dml_loss(s, t), ("logits", "peer_logits")),
+    "dml_symmetric_loss": (lambda s, t: losses.dml_symmetric_loss(s, t), ("logits_a", "logits_b")),
     "ssld_loss": (lambda s, t: losses.ssld_loss(s, t), ("student_logits", "teacher_logits")),
     "fitnet_loss": (lambda s, t: losses.fitnet_loss(s, t), ("student_feat", "teacher_feat")),
     "ofd_loss": (lambda s, t: losses.ofd_loss(s, t, torch.zeros(3)), ("student_feat", "teacher_feat")),
@@ -260,7 +261,7 @@ def test_the_finite_check_can_be_turned_off(monkeypatch):
     assert torch.isnan(losses.kd_loss(s, t))                        # unchecked: NaN comes back, as documented
 
 
-@pytest.mark.parametrize("name", ["kd_loss", "dml_loss", "ssld_loss"])
+@pytest.mark.parametrize("name", ["kd_loss", "dml_loss", "dml_symmetric_loss", "ssld_loss"])
 def test_temperature_squared_cannot_overflow(name):
     s, t = torch.randn(4, 3), torch.randn(4, 3)
     fn = getattr(losses, name)

@@ -240,12 +240,14 @@ class UDML(DML):
     f^i the pre-ReLU tap of stage i, sg = detached, as DML detaches the peers' logits. With the detach, the
     two peers' terms together have the gradient of one shared, undetached λ_F·MSE(f_0, f_1) (what PaddleOCR
     computes); the detach also makes the alternating mode work. Default stage: the last (PP-OCRv2 compares
-    the backbones' outputs). Terms ``ce_k``, ``kl_k``, ``feat_k`` per learning peer.
+    the backbones' outputs). Terms ``ce_k``, ``kl_k``, ``feat_k`` per learning peer; ``symmetric=True``: the
+    response part as PaddleOCR computes it (:class:`DML`'s ``kl_j_k``, undetached).
     """
 
     def __init__(self, student, teacher=None, k: int = 2, peers: str = "student", kl_weight: float = 1.0,
-                 temperature: float = 1.0, mode: str = "simultaneous", feature_weight: float = 1.0, stages="last"):
-        super().__init__(student, teacher, k, peers, kl_weight, temperature, mode)
+                 temperature: float = 1.0, mode: str = "simultaneous", feature_weight: float = 1.0, stages="last",
+                 symmetric: bool = False):
+        super().__init__(student, teacher, k, peers, kl_weight, temperature, mode, symmetric)
         self.feature_weight = _check_weight("feature_weight", feature_weight)
         infos = [getattr(peer, "feature_info", None) for peer in self.peers]
         if not infos[0] or any(info != infos[0] for info in infos[1:]):
@@ -262,9 +264,11 @@ class UDML(DML):
             outs, learners = [peer(x, features=True) for peer in self.peers], self.learners()
         else:
             outs, learners = self._outputs_for(phase, x), [phase]
-        logits, terms = [o.logits for o in outs], {}
+        logits = [o.logits for o in outs]
+        terms = self._symmetric_terms(logits, y) if self.symmetric else {}
         for k in learners:
-            terms.update(self._peer_terms(k, logits, y))
+            if not self.symmetric:
+                terms.update(self._peer_terms(k, logits, y))
             terms[f"feat_{k}"] = self._feature_term(k, [o.taps for o in outs])
         return terms
 

@@ -92,16 +92,25 @@ class DML(Method):
     predictions (so it sees the peers already updated on this batch) and updates peer k only; those extra
     train-mode forwards also update the other peers' BatchNorm running statistics, K times per batch.
     A ``teacher``, if given, is ignored (DML has none); :meth:`freeze_peer` turns a peer into one.
+
+    ``symmetric=True`` trains the pairs as PaddleOCR does (PP-OCRv2): one undetached symmetric KL per pair,
+    w/(K−1) · :func:`kd_lab.losses.dml_symmetric_loss` (terms ``kl_j_k``, j < k), and the ``ce_k`` terms;
+    the gradient of a pair's term reaches both peers. Simultaneous mode only.
     """
 
     def __init__(self, student, teacher=None, k: int = 2, peers: str = "student", kl_weight: float = 1.0,
-                 temperature: float = 1.0, mode: str = "simultaneous"):
+                 temperature: float = 1.0, mode: str = "simultaneous", symmetric: bool = False):
         super().__init__(student, teacher)
         if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 4:
             raise ValueError(f"k (the number of peers) must be an integer in 2..4, got {k!r}")
         if mode not in DML_MODES:
             raise ValueError(f"mode must be one of {DML_MODES}, got {mode!r}")
-        self.k, self.mode = k, mode
+        if not isinstance(symmetric, bool):
+            raise ValueError(f"symmetric must be true or false, got {symmetric!r}")
+        if symmetric and mode != "simultaneous":
+            raise ValueError(f"symmetric=True (one undetached loss per pair, PaddleOCR's form) needs "
+                             f"mode='simultaneous', got mode={mode!r}: an alternating phase updates one peer only")
+        self.k, self.mode, self.symmetric = k, mode, symmetric
         self.kl_weight = _check_weight("kl_weight", kl_weight)
         self.temperature = _check_temperature(temperature)
         self.peer_names = _peer_names(peers, k)
@@ -111,7 +120,7 @@ class DML(Method):
     def options(self):
         extra = {"frozen": sorted(self.frozen)} if self.frozen else {}
         return {"k": self.k, "peers": ",".join(self.peer_names), "kl_weight": self.kl_weight,
-                "temperature": self.temperature, "mode": self.mode, **extra}
+                "temperature": self.temperature, "mode": self.mode, "symmetric": self.symmetric, **extra}
 
     def term_weights(self):
         return {"kl_": ("w/(K−1)", self.kl_weight / (self.k - 1), "")}
@@ -153,9 +162,23 @@ class DML(Method):
             logits, learners = [peer(x) for peer in self.peers], self.learners()     # K x (B, C)
         else:
             logits, learners = self._logits_for(phase, x), [phase]
+        if self.symmetric:
+            return self._symmetric_terms(logits, y)
         terms = {}
         for k in learners:
             terms.update(self._peer_terms(k, logits, y))
+        return terms
+
+    def _symmetric_terms(self, logits: list[torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``ce_k`` per learner and ``kl_j_k`` = w/(K−1)·T²·½[KL(p_k ‖ p_j) + KL(p_j ‖ p_k)] per pair j < k with a
+        learner in it, nothing detached (PaddleOCR's ``DMLLoss``)."""
+        learners = self.learners()
+        terms = {f"ce_{k}": F.cross_entropy(logits[k], y) for k in learners}
+        for j in range(self.k):
+            for k in range(j + 1, self.k):
+                if j in learners or k in learners:
+                    pair = losses.dml_symmetric_loss(logits[j], logits[k], self.temperature)
+                    terms[f"kl_{j}_{k}"] = self.kl_weight * pair / (self.k - 1)
         return terms
 
     def _logits_for(self, k: int, x: torch.Tensor) -> list[torch.Tensor]:
