@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .stats import format_effect, format_mean_std, format_number, mean_std, paired_effect
 
-__all__ = ["COLUMNS", "SWEEP_COLUMNS", "read_rows", "latest_rows", "current_rows", "options_text",
+__all__ = ["COLUMNS", "SWEEP_COLUMNS", "OLDER_COLUMNS", "read_rows", "latest_rows", "current_rows", "options_text",
            "in_course_order", "labeled_sizes", "per_method", "summarize", "effects", "markdown_table", "setting_of",
            "write_report", "cell_rows", "summarize_sweep", "best_on_validation", "sweep_markdown"]
 
@@ -32,7 +32,11 @@ __all__ = ["COLUMNS", "SWEEP_COLUMNS", "read_rows", "latest_rows", "current_rows
 COLUMNS = ("timestamp", "setting_key", "method", "seed", "labeled", "epochs", "status", "accuracy",
            "images_per_s", "train_images", "train_s", "wall_s", "peak_mem_mb", "memory", "trained_params",
            "device", "error", "options", "setting")
-SWEEP_COLUMNS = (*COLUMNS, "spec", "arm", "grid", "val_accuracy", "threads", "torch_version", "cell_key")
+SWEEP_COLUMNS = (*COLUMNS, "spec", "arm", "grid", "val_accuracy", "threads", "torch_version", "cell_key", "metrics")
+# Headers an older runner wrote, oldest first; they read with the newer columns empty, and a sweep that appends
+# to such a file first rewrites it with SWEEP_COLUMNS. "metrics": the method's measurements at the last
+# evaluation (Method.epoch_metrics, e.g. every DML peer's accuracy and calibration), JSON.
+OLDER_COLUMNS = (COLUMNS, SWEEP_COLUMNS[:-1])
 _FLOATS = ("accuracy", "val_accuracy", "images_per_s", "train_s", "wall_s", "peak_mem_mb")
 _INTS = ("seed", "epochs", "train_images", "trained_params", "threads")
 _COST_COLUMNS = ("images_per_s", "train_s", "wall_s", "peak_mem_mb")
@@ -47,6 +51,7 @@ def _parse(row: dict) -> dict:
         out[k] = float(out[k]) if out[k] not in ("", None) else None
     for k in _INTS:
         out[k] = int(out[k]) if out[k] not in ("", None) else None
+    out["metrics"] = json.loads(out["metrics"]) if out["metrics"] not in ("", None) else {}
     out["labeled"] = row["labeled"] if row["labeled"] == "all" else int(row["labeled"])
     return out
 
@@ -59,7 +64,7 @@ def read_rows(path) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))     # every row is one line
     if reader.fieldnames is None:
         return []
-    if tuple(reader.fieldnames) not in (SWEEP_COLUMNS, COLUMNS):
+    if tuple(reader.fieldnames) not in (SWEEP_COLUMNS, *OLDER_COLUMNS):
         raise ValueError(f"{path} is not a kd_lab comparison CSV: its columns are {reader.fieldnames}, "
                          f"expected {list(SWEEP_COLUMNS)}")
     return [_parse_line(path, reader.line_num, r) for r in reader if None not in r and None not in r.values()]

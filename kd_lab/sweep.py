@@ -60,7 +60,7 @@ from .experiments import (
 from .methods import METHODS, method_info, method_names
 from .models import PRESETS
 from .recipes import RECIPES
-from .results import COLUMNS, SWEEP_COLUMNS, cell_rows, read_rows, summarize_sweep, sweep_markdown
+from .results import OLDER_COLUMNS, SWEEP_COLUMNS, cell_rows, read_rows, summarize_sweep, sweep_markdown
 from .train import _check_fit_args, device_name, pick_device, progress_bar, quick_mode
 
 __all__ = ["Arm", "Spec", "SETTING_FIELDS", "load_spec", "spec_from_dict", "base_setting", "setting_key",
@@ -479,7 +479,7 @@ def _check_cells(cells: list[dict]) -> None:
 # ------------------------------------------------------------------------------------- CSV rows
 def _append_row(path: Path, row: dict) -> None:
     """Append one row as a single write of the whole line, then flush and fsync; writes the header into a new
-    file (and first moves a file of the older columns, :data:`kd_lab.results.COLUMNS`, to the sweep's)."""
+    file (and first moves a file of older columns, :data:`kd_lab.results.OLDER_COLUMNS`, to the sweep's)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_cut_line(path)
     _upgrade_columns(path)
@@ -502,13 +502,13 @@ def _drop_cut_line(path: Path) -> None:
 
 
 def _upgrade_columns(path: Path) -> None:
-    """Rewrite a CSV of the older columns with the sweep's (its rows kept, new columns empty): atomically, a
-    temporary file renamed over it."""
+    """Rewrite a CSV of older columns (:data:`kd_lab.results.OLDER_COLUMNS`) with the sweep's (its rows kept, new
+    columns empty): atomically, a temporary file renamed over it."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open(newline="") as f:
         header = next(csv.reader(f), [])
-    if tuple(header) != COLUMNS:
+    if tuple(header) not in OLDER_COLUMNS:
         return
     with path.open(newline="") as f:
         old = list(csv.DictReader(f))
@@ -636,6 +636,9 @@ def _row_base(cell: dict, dev) -> dict:
             "threads": cell.get("threads"), "torch_version": torch.__version__, "cell_key": cell["cell_key"]}
 
 
+_EPOCH_FIELDS = ("epoch", "images", "train_s", "images_per_s", "train_acc", "test_acc", "val_acc", "wall_s")
+
+
 def _train_cell(cell: dict, setting: Setting, dev, threads: int) -> dict:
     row = _row_base(cell, dev)
     probe, start = _MemoryProbe(dev), time.perf_counter()
@@ -648,7 +651,9 @@ def _train_cell(cell: dict, setting: Setting, dev, threads: int) -> dict:
     if h.status != "finished":
         raise KeyboardInterrupt(f"{cell['arm']} seed {cell['seed']} was {h.status}")
     val = h.epochs[-1].get("val_acc")
-    return {**row, "status": "ok", "epochs": len(h.epochs), "accuracy": round(100 * h.test_acc, 4),
+    metrics = {k: round(v, 6) for k, v in h.epochs[-1].items()
+               if k not in _EPOCH_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {**row, "status": "ok", "metrics": json.dumps(metrics, sort_keys=True) if metrics else None, "epochs": len(h.epochs), "accuracy": round(100 * h.test_acc, 4),
             "val_accuracy": None if val is None else round(100 * val, 4),
             "images_per_s": round(h.images_per_s, 1), "train_images": sum(e["images"] for e in h.epochs),
             "train_s": round(sum(e["train_s"] for e in h.epochs), 3), "wall_s": round(time.perf_counter() - start, 3),

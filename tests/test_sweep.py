@@ -529,3 +529,39 @@ def test_the_committed_comparison_stays_readable_and_a_new_row_keeps_it(tmp_path
     again = compare.read_rows(copy)
     assert again[:len(rows)] == rows and again[-1]["cell_key"] == "abc" and again[-1]["val_accuracy"] == 80.0
 
+
+
+def test_a_row_keeps_the_methods_measurements_at_the_last_evaluation(tmp_path):
+    """The ``metrics`` column: Method.epoch_metrics at the end of the run (every DML peer's accuracy, calibration,
+    the pair's agreement), JSON; a method without epoch metrics leaves it empty."""
+    spec = TINY_TOML.replace('seeds = [0, 1, 2]', 'seeds = [0]').replace(
+        'label = "kd T=2"\nmethod = "kd"\noptions = { temperature = 2 }',
+        'label = "dml"\nmethod = "dml"\noptions = { peers = "student,student-tiny" }')
+    rows = sweep.run_sweep(write_spec(tmp_path, spec), device="cpu", threads=1, out=tmp_path / "m.csv",
+                           progress=False)
+    by_arm = {r["arm"]: r for r in rows}
+    assert by_arm["scratch"]["metrics"] == {}
+    metrics = by_arm["dml"]["metrics"]
+    assert {"acc_0", "acc_1", "acc_ensemble", "agree_0_1", "ece_0", "entropy_ensemble"} <= set(metrics)
+    assert 100 * metrics["acc_0"] == pytest.approx(by_arm["dml"]["accuracy"])     # peer 0 is the student
+    assert results.read_rows(tmp_path / "m.csv") == rows
+
+
+def test_a_file_of_the_previous_sweep_columns_reads_and_moves_to_the_new_ones(tmp_path):
+    """Sweep files written before the ``metrics`` column (the committed lesson 01 sweeps) read with it empty, and a
+    sweep that appends to one first moves it to the new columns, its rows kept."""
+    rows = results.read_rows(REPO / "results" / "01-controls.csv")
+    old = results.OLDER_COLUMNS[-1]
+    assert old == results.SWEEP_COLUMNS[:-1] and rows and all(r["metrics"] == {} for r in rows)
+    copy = tmp_path / "old.csv"
+    with copy.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if r[k] is None else r[k] for k in old} for r in rows[:3])
+    assert [r["cell_key"] for r in results.read_rows(copy)] == [r["cell_key"] for r in rows[:3]]
+    sweep._append_row(copy, {**rows[0], "cell_key": "new", "metrics": json.dumps({"acc_0": 0.5})})
+    with copy.open(newline="") as f:
+        assert tuple(next(csv.reader(f))) == results.SWEEP_COLUMNS
+    again = results.read_rows(copy)
+    assert [r["cell_key"] for r in again] == [r["cell_key"] for r in rows[:3]] + ["new"]
+    assert again[-1]["metrics"] == {"acc_0": 0.5} and again[0]["accuracy"] == rows[0]["accuracy"]
