@@ -258,3 +258,41 @@ def test_each_exercise_family_defines_its_lessons_checks_and_exercises_reexports
 
 def test_exercises_export_exactly_the_union_of_its_family_modules():
     assert_exports_union_of_families(exercises, EXERCISE_FAMILIES)
+
+
+def _ece_with(weighting="share", absolute=True, confidence="top", per_bin=True):
+    """A student's calibration error, right or with one slip."""
+    def fn(probs, y, bins):
+        top, pred = probs.max(1)
+        conf = top if confidence == "top" else probs[torch.arange(len(y)), y]
+        correct = (pred == y).float()
+        if not per_bin:
+            return float((correct - conf).abs().mean())
+        which = (conf * bins).ceil().clamp(1, bins).long() - 1
+        gaps, shares = [], []
+        for b in range(bins):
+            inside = which == b
+            if inside.any():
+                gap = correct[inside].mean() - conf[inside].mean()
+                gaps.append(gap.abs() if absolute else gap)
+                shares.append(inside.float().mean())
+        if weighting == "share":
+            return abs(float(sum(g * s for g, s in zip(gaps, shares))))
+        return float(sum(gaps) / len(gaps))
+    return fn
+
+
+@pytest.mark.parametrize("fn, message", [
+    (_ece_with(), "✅ your calibration error matches"),
+    (lambda p, y, b: torch.tensor(_ece_with()(p, y, b)), "✅ your calibration error matches"),
+    (_ece_with(weighting="equal"), "weight each bin by its share of the images"),
+    (_ece_with(absolute=False), "the gaps cancel"),
+    (_ece_with(confidence="true class"), "the probability of the *predicted* class"),
+    (_ece_with(per_bin=False), "compare the mean accuracy and the mean confidence *per bin*"),
+    (lambda p, y, b: None, "did you forget `return`"),
+    (lambda p, y, b: "0.1", "expected a number"),
+    (lambda p, y, b: 0.5, "expected 0."),
+])
+def test_check_calibration_error(capsys, fn, message):
+    ok = exercises.check_calibration_error(fn)
+    assert message in capsys.readouterr().out and ok == message.startswith("✅")

@@ -1,5 +1,6 @@
 """Self-checks of lesson 03, mutual learning (``notebooks/03_dml.ipynb``, Deep Mutual Learning, Zhang et al.
-2018): the K peers' losses with the peers detached, and what changes without the detach.
+2018): the K peers' losses with the peers detached, what changes without the detach, and the expected
+calibration error the lesson measures the peers with.
 """
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
+from ..analysis import calibration_error
 from ._common import _call, _multiple_choice, _report
 
-__all__ = ["check_dml_loss", "check_detach", "DETACH_CHOICES"]
+__all__ = ["check_dml_loss", "check_detach", "DETACH_CHOICES", "check_calibration_error"]
 
 
 def _dml_cases(seed: int = 2):
@@ -114,3 +116,60 @@ def check_detach(answer: str) -> bool:
                             "(b): without detach, L_k also trains peer j towards p_k (for K = 2 both minimise the "
                             "symmetric KL together); DML treats each peer's prediction as a fixed target, like a "
                             "teacher's, and each network follows its own loss only")
+
+
+def _ece_cases(seed: int = 3):
+    """(probs (N, C), labels (N,), bins): confident, unsure and mixed predictions, 1 to 15 bins."""
+    g = torch.Generator().manual_seed(seed)
+    for n, c, scale, bins in ((200, 10, 3.0, 15), (50, 4, 1.0, 5), (300, 10, 6.0, 10), (20, 3, 2.0, 1)):
+        probs = (scale * torch.randn(n, c, generator=g)).softmax(1)
+        yield probs, torch.randint(0, c, (n,), generator=g), bins
+
+
+def _binned_gaps(conf, correct, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per non-empty confidence bin: accuracy − mean confidence, and the bin's share of the images."""
+    which = (conf * bins).ceil().clamp(1, bins).long() - 1
+    n = torch.bincount(which, minlength=bins).float()
+    gap = (torch.bincount(which, weights=correct, minlength=bins) - torch.bincount(which, weights=conf,
+                                                                                   minlength=bins)) / n.clamp(min=1)
+    return gap[n > 0], (n / len(conf))[n > 0]
+
+
+def _ece_variants(probs, y, bins) -> list[tuple[float, str]]:
+    """What common slips give, with the hint that names each."""
+    conf, pred = probs.max(1)
+    correct = (pred == y).float()
+    gap, share = _binned_gaps(conf, correct, bins)
+    true_gap, true_share = _binned_gaps(probs[torch.arange(len(y)), y], correct, bins)
+    return [(float(gap.abs().mean()), "you averaged the bins' gaps equally: weight each bin by its share of the "
+                                      "images, n_b / N"),
+            (float((gap * share).sum().abs()), "the gaps cancel: take |accuracy_b − confidence_b| in each bin before "
+                                               "summing"),
+            (float((true_gap.abs() * true_share).sum()), "confidence is the probability of the *predicted* class "
+                                                         "(the top one), not of the true class"),
+            (float((correct - conf).abs().mean()), "you compared each image's 0/1 correctness with its confidence: "
+                                                   "compare the mean accuracy and the mean confidence *per bin*")]
+
+
+def check_calibration_error(fn) -> bool:
+    """``fn(probs, y, bins) -> float``: the expected calibration error (Guo et al. 2017) of predicted distributions
+    ``probs`` (N, C) against labels ``y`` (N,), the images binned by confidence (their top probability) into
+    ``bins`` equal-width bins of (0, 1]: Σ_b (n_b / N)·|accuracy_b − mean confidence_b|."""
+    for probs, y, bins in _ece_cases():
+        out, problem = _call(fn, probs.clone(), y.clone(), bins)
+        if problem:
+            return _report(False, problem)
+        if out is None:
+            return _report(False, "your function returned None: did you forget `return`?")
+        number = isinstance(out, (int, float)) and not isinstance(out, bool)
+        if not (number or (isinstance(out, torch.Tensor) and out.numel() == 1)):
+            return _report(False, f"expected a number (a float or a scalar tensor), got {type(out).__name__}")
+        value = float(out)
+        want = calibration_error(probs, y, bins)
+        if abs(value - want) <= 1e-5:
+            continue
+        hint = next((h for v, h in _ece_variants(probs, y, bins) if abs(value - v) <= 1e-5), None)
+        return _report(False, hint or f"expected {want:.4f}, got {value:.4f} ({len(y)} images, {probs.shape[1]} "
+                                      f"classes, {bins} bins)")
+    return _report(True, "your calibration error matches kd_lab.analysis.calibration_error on four sets of "
+                         "predictions, with 1 to 15 bins")
