@@ -30,7 +30,7 @@ from .analysis import class_sorted_batch, embeddings, relation_agreement, soft_t
 from .checks import check_integer
 from .experiments import Setting, method_teacher, train_method
 from .losses import rkd_angle_loss, rkd_distance_loss
-from .methods import Knob, method_info, method_options
+from .methods import Knob, check_options, method_info, method_options
 from .stats import format_number
 from .train import History, pick_device
 
@@ -133,12 +133,14 @@ class TrainingPanel(_Panel):
     ``seed`` + 1, …), one after the other. ``reference`` (``label -> {seed: final test accuracy in %}``, e.g.
     :meth:`kd_lab.reference.SweepResults.reference` of the lesson's sweep *at this panel's setting*) is drawn as
     mean ± std bands on the accuracy plot, and the runs table gives each run's difference to the first label
-    (the baseline) of the same seed.
+    (the baseline) of the same seed. ``options``: method options without a slider, fixed for every run (e.g.
+    DML's ``peers``). Each run's record keeps the trained ``method`` (its peers, its connector) and ``student``.
     """
 
     def __init__(self, method: str = "kd", knobs: dict | None = None, setting: Setting | None = None,
                  seed: int = 0, device="auto", teacher=None, sync: bool = False, redraw_s: float = 0.5,
-                 callback_every: int = 5, reference: dict | None = None, max_seeds: int = 3):
+                 callback_every: int = 5, reference: dict | None = None, max_seeds: int = 3,
+                 options: dict | None = None):
         info = method_info(method)              # an unknown method is an error that lists the registered ones
         self.method, self.seed, self.sync, self.redraw_s = method, seed, sync, redraw_s
         self.reference = {label: {int(k): float(v) for k, v in by_seed.items()}
@@ -157,6 +159,10 @@ class TrainingPanel(_Panel):
             raise ValueError(f"method {method!r} has no knob(s) {unknown}; allowed: {sorted(allowed)}")
         for name, value in knobs.items():       # a slider would clamp a bad value without a word
             _knob(method, name).validate(name, value)
+        self.options = check_options(method, dict(options or {}))
+        both = sorted(set(self.options) & set(knobs))
+        if both:
+            raise ValueError(f"{both} given both as knob(s) (a slider) and as fixed options; give each once")
         self.sliders = {name: knob_widget(_knob(method, name), value) for name, value in knobs.items()}
         self.runs: list[dict] = []
         self.figure = None
@@ -175,7 +181,9 @@ class TrainingPanel(_Panel):
         self.seeds = w.IntSlider(value=1, min=1, max=self.max_seeds, description="seeds (runs per press)",
                                  style={"description_width": "initial"}, layout=w.Layout(width="420px"),
                                  disabled=self.max_seeds == 1)
-        self.status = w.HTML(f"ready: <b>{self.method}</b> on {self.device}")
+        fixed = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        self.status = w.HTML(f"ready: <b>{self.method}</b>{f' ({html.escape(fixed)})' if fixed else ''} "
+                             f"on {self.device}")
         self.plot = w.Image(format="png", layout=w.Layout(width="760px"))
         self.live_metrics = tuple(method_info(self.method).cls.live_metrics)    # epoch metrics drawn live
         self.metrics_plot = w.Image(format="png",
@@ -204,7 +212,7 @@ class TrainingPanel(_Panel):
             return None
         values = self.values()
         setting = Setting(**{**vars(self.setting), **{k: v for k, v in values.items() if k in _SETTING_FIELDS}})
-        options = {k: v for k, v in values.items() if k not in _SETTING_FIELDS}
+        options = {**self.options, **{k: v for k, v in values.items() if k not in _SETTING_FIELDS}}
         records = [{"run": len(self.runs) + 1 + i, "seed": seed, **values, "history": History(), "status": "queued"}
                    for i, seed in enumerate(range(self.seed, self.seed + self.seeds.value))]
         self.runs.extend(records)
@@ -254,7 +262,7 @@ class TrainingPanel(_Panel):
             method, _ = train_method(self.method, setting, seed=record["seed"], device=self.device,
                                      teacher=self.teacher, progress=False, callback=self._on_progress,
                                      callback_every=self.callback_every, stop=self._stop, history=h, **options)
-            record["student"] = method.student          # the trained network, for the cells after the panel
+            record["method"], record["student"] = method, method.student     # for the cells after the panel
             record["status"] = h.status
             self.status.value = (f"run {record['run']} {h.status} after {len(h.steps)} steps: "
                                  f"test accuracy {_pct(h.test_acc)}")

@@ -236,3 +236,22 @@ def test_the_dml_panel_redraws_its_peer_view_at_each_evaluation():
     means = [t.get_text() for t in entropy_ax.get_legend().get_texts()]
     expected = entropy(view["logits"][1].softmax(1)).mean().item()
     assert means[1] == f"peer 1 (student): mean {expected:.2f}"
+
+
+def test_fixed_options_reach_every_run_and_the_record_keeps_the_trained_method():
+    """Lesson 03's panel: peers fixed to student + student-tiny (no slider), w on a slider; the record keeps the
+    trained method, whose peer 1 the cells after the panel look at."""
+    panel = TrainingPanel("dml", {"kl_weight": 0.0}, SETTING, device="cpu", sync=True, redraw_s=0.0,
+                          options={"peers": "student,student-tiny"})
+    assert set(panel.sliders) == {"kl_weight"} and "peers=student,student-tiny" in panel.status.value
+    run = panel.train()
+    assert run["status"] == "finished" and run["history"].config["peers"] == "student,student-tiny"
+    assert run["history"].config["kl_weight"] == 0.0
+    assert run["method"].peers[0] is run["student"] and run["method"].peer_names == ["student", "student-tiny"]
+
+
+def test_bad_fixed_options_are_refused_before_any_run():
+    with pytest.raises(ValueError, match=r"method 'dml' has no option\(s\) \['peer'\]"):
+        TrainingPanel("dml", {"kl_weight": 1.0}, SETTING, device="cpu", options={"peer": "student"})
+    with pytest.raises(ValueError, match=r"\['kl_weight'\] given both as knob\(s\) \(a slider\) and as fixed options"):
+        TrainingPanel("dml", {"kl_weight": 1.0}, SETTING, device="cpu", options={"kl_weight": 0.5})
