@@ -93,6 +93,17 @@ class SweepResults:
         bands a :class:`kd_lab.widgets.TrainingPanel` draws (give the panel :meth:`setting` of the same point)."""
         return {arm: dict(self.record(arm, **point)["test"]) for arm in arms}
 
+    def metric(self, arm: str, name: str, **point) -> dict[int, float]:
+        """``{seed: value}`` of the method's measurement ``name`` at the end of each ok run of ``arm`` (the rows'
+        ``metrics``, e.g. DML's ``acc_1``, ``ece_0``, ``agree_0_1``; fractions as measured, not percent)."""
+        rec = self.record(arm, **point)
+        lacking = [s for s, m in rec["metrics"].items() if name not in m]
+        if lacking:
+            held = sorted({k for m in rec["metrics"].values() for k in m})
+            raise ValueError(f"{self.spec.name}: the runs of arm {arm!r} (seeds {lacking}) hold no metric {name!r}; "
+                             f"they hold {held or 'none'}")
+        return {s: float(m[name]) for s, m in rec["metrics"].items()}
+
     def setting(self, **point) -> Setting:
         """The :class:`~kd_lab.experiments.Setting` the sweep's runs at ``point`` trained with (full mode): a panel
         that trains with it is comparable with :meth:`reference`."""

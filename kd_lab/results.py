@@ -324,6 +324,7 @@ def _arm_record(group: dict) -> dict:
            "method": group["method"], "baseline": group["baseline"], "n": len(ok), "failed": len(found) - len(ok),
            "missing": len(group["rows"]) - len(found), "test": {s: r["accuracy"] for s, r in ok.items()},
            "val": {s: r["val_accuracy"] for s, r in ok.items()},
+           "metrics": {s: r.get("metrics") or {} for s, r in ok.items()},
            "devices": sorted({r["device"] for r in found.values()}),
            "errors": [f"seed {s}: {r['error']}" for s, r in found.items() if r["status"] != "ok"]}
     rec["acc_mean"], rec["acc_std"] = mean_std(rec["test"].values())

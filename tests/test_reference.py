@@ -113,3 +113,19 @@ def test_a_panels_reference_and_setting_are_the_sweeps_full_mode_ones(made, monk
     assert os.environ["KD_LAB_QUICK"] == "1"
     with pytest.raises(ValueError, match="arm 'nope'"):
         res.reference("scratch", "nope")
+
+
+def test_a_methods_measurements_are_read_by_seed(tmp_path, monkeypatch):
+    """``SweepResults.metric``: the rows' metrics by seed (DML's second peer, its calibration), as measured."""
+    monkeypatch.delenv("KD_LAB_QUICK", raising=False)
+    path = tmp_path / "dml.toml"
+    path.write_text(SPEC.replace('name = "ref"', 'name = "dml"').replace("epochs = 2", "epochs = 1").replace(
+        'label = "kd"\nmethod = "kd"', 'label = "dml"\nmethod = "dml"\noptions = { peers = "student,student-tiny" }'))
+    sweep.run_sweep(path, device="cpu", threads=1, out=tmp_path / "dml.csv", progress=False)
+    res = reference.lesson_results(path, results_dir=tmp_path, live=False)
+    acc_0 = res.metric("dml", "acc_0")
+    assert sorted(acc_0) == [0, 1] and {s: 100 * v for s, v in acc_0.items()} == pytest.approx(res.record("dml")["test"])
+    assert all(0 <= v <= 1 for v in res.metric("dml", "ece_1").values())
+    with pytest.raises(ValueError, match=r"the runs of arm 'scratch' \(seeds \[0, 1\]\) hold no metric 'acc_1'; "
+                                         r"they hold none"):
+        res.metric("scratch", "acc_1")
