@@ -124,7 +124,8 @@ def test_a_methods_measurements_are_read_by_seed(tmp_path, monkeypatch):
     sweep.run_sweep(path, device="cpu", threads=1, out=tmp_path / "dml.csv", progress=False)
     res = reference.lesson_results(path, results_dir=tmp_path, live=False)
     acc_0 = res.metric("dml", "acc_0")
-    assert sorted(acc_0) == [0, 1] and {s: 100 * v for s, v in acc_0.items()} == pytest.approx(res.record("dml")["test"])
+    assert sorted(acc_0) == [0, 1]
+    assert {s: 100 * v for s, v in acc_0.items()} == pytest.approx(res.record("dml")["test"])
     assert all(0 <= v <= 1 for v in res.metric("dml", "ece_1").values())
     with pytest.raises(ValueError, match=r"the runs of arm 'scratch' \(seeds \[0, 1\]\) hold no metric 'acc_1'; "
                                          r"they hold none"):
