@@ -25,9 +25,9 @@ from pathlib import Path
 
 from . import sweep
 from .experiments import Setting
-from .results import best_on_validation, cell_rows, read_rows, summarize_sweep
+from .results import best_on_validation, cell_rows, paired_fields, read_rows, summarize_sweep
 
-__all__ = ["REPOSITORY", "SweepResults", "lesson_results", "live_mode", "spec_path"]
+__all__ = ["REPOSITORY", "SweepResults", "lesson_results", "load_sweeps", "live_mode", "spec_path"]
 
 REPOSITORY = Path(__file__).resolve().parents[1]     # the course's checkout (the package is installed editable)
 _SETTING_FIELDS = {f.name for f in fields(Setting)}
@@ -104,6 +104,17 @@ class SweepResults:
                              f"they hold {held or 'none'}")
         return {s: float(m[name]) for s, m in rec["metrics"].items()}
 
+    def paired(self, arm: str, baseline: str, metric: str | None = None, scale: float = 1.0, **point) -> dict:
+        """The effect of ``arm`` over ``baseline`` at one grid point, paired by seed, as a record the effect plots
+        draw (:func:`kd_lab.viz.plot_paired_effects`): on test accuracy (``metric`` None), or on ``scale`` times
+        the measurement ``metric`` (e.g. ``metric="acc_1", scale=100``: peer 1's accuracy in points)."""
+        def by_seed(a):
+            if metric is None:
+                return self.record(a, **point)["test"]
+            return {s: scale * v for s, v in self.metric(a, metric, **point).items()}
+        return {"arm": arm, "baseline": baseline, "point": dict(point), "metric": metric or "accuracy",
+                **paired_fields(by_seed(arm), by_seed(baseline))}
+
     def setting(self, **point) -> Setting:
         """The :class:`~kd_lab.experiments.Setting` the sweep's runs at ``point`` trained with (full mode): a panel
         that trains with it is comparable with :meth:`reference`."""
@@ -170,3 +181,23 @@ def _quick_mode(value: bool | None):
             os.environ.pop("KD_LAB_QUICK", None)
         else:
             os.environ["KD_LAB_QUICK"] = saved
+
+
+def load_sweeps(specs: dict, *, live: bool | None = None, results_dir=None) -> dict[str, SweepResults | None]:
+    """``{name: results}`` of a lesson's sweeps (``{name: spec}``, :func:`lesson_results`), printing for each the
+    file, the runs, the cells still missing, the budget and the devices; a sweep without results yet is None
+    (and says how to make them)."""
+    out = {}
+    for name, spec in specs.items():
+        try:
+            res = out[name] = lesson_results(spec, live=live, results_dir=results_dir, progress=False)
+        except FileNotFoundError as err:
+            print(f"{name}: not run yet — {err}")
+            out[name] = None
+            continue
+        where = res.path.relative_to(REPOSITORY) if res.path.is_relative_to(REPOSITORY) else res.path
+        budget = res.spec.setting.get("steps") or res.spec.setting.get("epochs")
+        unit = "steps" if "steps" in res.spec.setting else "epochs"
+        print(f"{name:<13} {where}: {sum(r['n'] for r in res.records)} runs, {res.missing} cells missing, "
+              f"{budget} {unit} per run, device: {', '.join(res.devices)}")
+    return out

@@ -25,7 +25,7 @@ from .stats import format_effect, format_mean_std, format_number, mean_std, pair
 
 __all__ = ["COLUMNS", "SWEEP_COLUMNS", "OLDER_COLUMNS", "read_rows", "latest_rows", "current_rows", "options_text",
            "in_course_order", "labeled_sizes", "per_method", "summarize", "effects", "markdown_table", "setting_of",
-           "write_report", "cell_rows", "summarize_sweep", "best_on_validation", "sweep_markdown"]
+           "write_report", "cell_rows", "summarize_sweep", "paired_fields", "best_on_validation", "sweep_markdown"]
 
 # The columns of every run (a comparison written before sweeps existed, such as results/compare-fashion-mnist.csv,
 # has these only), then the ones a sweep adds: what the runner writes now.
@@ -339,7 +339,14 @@ def _paired_to(rec: dict, base: dict | None) -> dict:
     if base is None or base is rec:
         return {"seeds": [], "differences": [], "diff_mean": math.nan, "diff_std": math.nan, "pairs": 0,
                 "ci_low": math.nan, "ci_high": math.nan, "paired_verdict": "", "effect": "–"}
-    e = paired_effect(rec["test"], base["test"])
+    return paired_fields(rec["test"], base["test"])
+
+
+def paired_fields(a: dict, b: dict) -> dict:
+    """The fields of a record's paired effect (``seeds``, ``differences``, ``diff_mean``, ``diff_std``, ``pairs``,
+    ``ci_low``, ``ci_high``, ``paired_verdict``, ``effect``) of ``a`` over ``b``, two ``{seed: value}`` mappings
+    (:func:`kd_lab.stats.paired_effect`)."""
+    e = paired_effect(a, b)
     return {"seeds": list(e.seeds), "differences": list(e.differences), "diff_mean": e.mean, "diff_std": e.std,
             "pairs": e.n, "ci_low": e.ci_low, "ci_high": e.ci_high, "paired_verdict": e.verdict,
             "effect": format_effect(e)}

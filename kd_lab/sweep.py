@@ -487,11 +487,19 @@ def _append_row(path: Path, row: dict) -> None:
     writer = csv.DictWriter(buf, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
     if not path.exists() or path.stat().st_size == 0:
         writer.writeheader()
-    writer.writerow({k: "" if row.get(k) is None else str(row[k]).replace("\n", " ") for k in SWEEP_COLUMNS})
+    writer.writerow({k: _cell_text(row.get(k)) for k in SWEEP_COLUMNS})
     with path.open("a", newline="") as f:
         f.write(buf.getvalue())
         f.flush()
         os.fsync(f.fileno())
+
+
+def _cell_text(value) -> str:
+    """A CSV cell: empty for None, JSON for a dict (a parsed row's ``metrics``, copied by :func:`reuse_rows`), else
+    the value's text on one line."""
+    if value is None or value == {}:
+        return ""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value).replace("\n", " ")
 
 
 def _drop_cut_line(path: Path) -> None:

@@ -127,6 +127,20 @@ def test_a_methods_measurements_are_read_by_seed(tmp_path, monkeypatch):
     assert sorted(acc_0) == [0, 1]
     assert {s: 100 * v for s, v in acc_0.items()} == pytest.approx(res.record("dml")["test"])
     assert all(0 <= v <= 1 for v in res.metric("dml", "ece_1").values())
+    by_accuracy, itself = res.paired("dml", "scratch"), res.paired("dml", "dml", "ece_1", scale=100)
+    assert by_accuracy["diff_mean"] == pytest.approx(res.record("dml")["diff_mean"]) and by_accuracy["pairs"] == 2
+    assert by_accuracy["arm"] == "dml" and by_accuracy["baseline"] == "scratch" and by_accuracy["metric"] == "accuracy"
+    assert itself["differences"] == [0.0, 0.0] and itself["metric"] == "ece_1"
     with pytest.raises(ValueError, match=r"the runs of arm 'scratch' \(seeds \[0, 1\]\) hold no metric 'acc_1'; "
                                          r"they hold none"):
         res.metric("scratch", "acc_1")
+
+
+def test_load_sweeps_reads_each_and_names_what_is_missing(made, tmp_path, capsys):
+    path, folder = made
+    absent = tmp_path / "absent.toml"
+    absent.write_text(SPEC.replace('name = "ref"', 'name = "absent"'))
+    loaded = reference.load_sweeps({"made": path, "absent": absent}, results_dir=folder, live=False)
+    out = capsys.readouterr().out
+    assert loaded["made"].records and "made" in out and "4 runs, 0 cells missing, 2 epochs per run" in out
+    assert loaded["absent"] is None and "absent: not run yet" in out

@@ -545,6 +545,10 @@ def test_a_row_keeps_the_methods_measurements_at_the_last_evaluation(tmp_path):
     assert {"acc_0", "acc_1", "acc_ensemble", "agree_0_1", "ece_0", "entropy_ensemble"} <= set(metrics)
     assert 100 * metrics["acc_0"] == pytest.approx(by_arm["dml"]["accuracy"])     # peer 0 is the student
     assert results.read_rows(tmp_path / "m.csv") == rows
+    again = sweep.run_sweep(write_spec(tmp_path, spec.replace('name = "tiny"', 'name = "copy"'), "copy.toml"),
+                            device="cpu", threads=1, out=tmp_path / "copy.csv", progress=False)
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in rows]          # copied, as JSON
+    assert '""acc_0"": ' in (tmp_path / "copy.csv").read_text()                  # JSON, CSV-quoted
 
 
 def test_a_file_of_the_previous_sweep_columns_reads_and_moves_to_the_new_ones(tmp_path):
