@@ -540,3 +540,22 @@ def test_the_logit_view_refuses_logits_that_do_not_match_the_classes():
             "classes": ["a", "b"], "temperature": 4.0}
     with pytest.raises(ValueError, match="2 classes"):
         viz.plot_live_view(view)
+
+
+def test_paired_seeds_joins_each_seeds_two_values_and_marks_mean_and_spread():
+    alone, dml = {0: 83.0, 1: 84.5, 2: 82.0}, {0: 83.4, 1: 83.6, 2: 83.5}
+    fig = viz.plot_paired_seeds({"student": (alone, dml), "ensemble": ({0: 84.0, 1: 85.0}, {0: 84.2, 1: 84.9, 5: 1.0})},
+                                title="spread")
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.lines if ln.get_color() == "grey"]
+    assert [tuple(ln.get_ydata()) for ln in lines[:3]] == [(83.0, 83.4), (84.5, 83.6), (82.0, 83.5)]
+    assert len(lines) == 5 and tuple(lines[3].get_xdata()) == (3, 4)     # seed 5 has no pair: no line
+    means = [c for c in ax.containers]                                   # one error bar per condition and group
+    assert len(means) == 4
+    y = means[0].lines[0].get_ydata()[0]
+    assert y == pytest.approx(sum(alone.values()) / 3)
+    top = means[0].lines[1][1].get_ydata()[0]                            # the upper cap: mean + sample std
+    assert top == pytest.approx(y + float(np.std(list(alone.values()), ddof=1)))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["student\nalone", "student\nDML", "ensemble\nalone",
+                                                            "ensemble\nDML"]
+    assert ax.get_title() == "spread" and ax.get_ylabel() == "test accuracy (%)"

@@ -37,7 +37,7 @@ from .label_free import (
                       plot_pseudo_label_view,
                       plot_unlabeled_curve,
 )
-from .mutual import plot_peer_view, plot_peers
+from .mutual import plot_paired_seeds, plot_peer_view, plot_peers
 from .relation import (
                       plot_angle_matrix,
                       plot_embedding_2d,
@@ -69,7 +69,7 @@ __all__ = [
     "plot_images", "plot_confidence_histogram", "plot_class_balance", "plot_mining_grid", "plot_unlabeled_curve",
     "plot_pseudo_label_view",
     # lesson 03 (mutual)
-    "plot_peers", "plot_peer_view",
+    "plot_peers", "plot_peer_view", "plot_paired_seeds",
     # lesson 04 (feature)
     "plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2", "plot_feature_maps",
     "plot_stage_distances", "plot_feature_view",

@@ -1,6 +1,6 @@
 """Plots of lesson 03, mutual learning without a teacher (``notebooks/03_dml.ipynb``: Deep Mutual Learning,
-Zhang et al. 2018): each peer's test accuracy, the ensemble's, and how often the peers agree, over epochs; and
-the training panel's live view of the peers' agreement and predictive entropy.
+Zhang et al. 2018): each peer's test accuracy, the ensemble's, and how often the peers agree, over epochs; the
+training panel's live view of the peers' agreement and predictive entropy; and a sweep's runs paired by seed.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ._common import _class_ticks, _epoch_axis, _finish, _heatmap, _min_y_span, _np, _series, live_view
 
-__all__ = ["plot_peers", "plot_peer_view"]
+__all__ = ["plot_peers", "plot_peer_view", "plot_paired_seeds"]
 
 
 def _peer_labels(history) -> list[str]:
@@ -44,6 +44,34 @@ def plot_peers(history, axes=None):
         _epoch_axis(ax)
         _min_y_span(ax)
     return acc_ax.figure
+
+
+def plot_paired_seeds(pairs, ax=None, ylabel="test accuracy (%)", title=None, labels=("alone", "DML")):
+    """Runs paired by seed, side by side: for each group (``pairs``: ``{group: ({seed: value}, {seed: value})}``,
+    e.g. ``{"student": (alone, dml)}``) the two conditions at two neighbouring positions, one grey line per seed
+    joining its two values, and each condition's mean ± sample std as a dot with an error bar. Shows at once a
+    shift (the lines slope one way) and a change of spread (one end of the lines is tighter). Returns the Figure."""
+    pairs = dict(pairs)
+    if ax is None:
+        fig = Figure(figsize=(max(5.0, 2.2 * len(pairs) + 1.5), 4.0), layout="constrained")
+        ax = fig.add_subplot()
+    for g, (group, (left, right)) in enumerate(pairs.items()):
+        seeds = [s for s in left if s in right]
+        xs = (3 * g, 3 * g + 1)
+        for s in seeds:
+            ax.plot(xs, (left[s], right[s]), color="grey", lw=0.8, alpha=0.7, zorder=1,
+                    label="one seed" if g == 0 and s == seeds[0] else None)
+        for x, values, colour, name in zip(xs, (left, right), ("C0", "C3"), labels):
+            v = np.array([values[s] for s in seeds], dtype=float)
+            std = v.std(ddof=1) if v.size > 1 else 0.0
+            ax.errorbar([x], [v.mean()], yerr=[std], fmt="o", color=colour, capsize=4, zorder=3,
+                        label=f"{name}: mean ± std" if g == 0 else None)
+    ax.set_xticks([3 * g + d for g in range(len(pairs)) for d in (0, 1)])
+    ax.set_xticklabels([f"{group}\n{name}" for group in pairs for name in labels], fontsize=8)
+    ax.set(ylabel=ylabel, title=title or "")
+    ax.legend(fontsize=8)
+    _min_y_span(ax)
+    return ax.figure
 
 
 # ------------------------------------------------------------------------------------ live view
