@@ -55,7 +55,7 @@ def plot_paired_seeds(pairs, ax=None, ylabel="test accuracy (%)", title=None, la
     if ax is None:
         fig = Figure(figsize=(max(5.0, 2.2 * len(pairs) + 1.5), 4.0), layout="constrained")
         ax = fig.add_subplot()
-    for g, (group, (left, right)) in enumerate(pairs.items()):
+    for g, (left, right) in enumerate(pairs.values()):
         seeds = [s for s in left if s in right]
         xs = (3 * g, 3 * g + 1)
         for s in seeds:
