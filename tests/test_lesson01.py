@@ -1,71 +1,26 @@
-"""Lesson 01's text types no result: every number a student reads in its prose is printed by a cell from a results
-file (or from a run in the notebook). The test takes the lesson's Markdown cells
-(``notebooks/01_response_kd.md``), removes
-what is not a measured number — LaTeX math, code (fenced blocks and inline spans), link targets, section and list
-numbers, citations (author–year, venue–year, the References paragraph) and a short explicit allow-list — and
-fails on any digit left."""
-import re
+"""Lesson 01's text types no result (:mod:`lesson_text`: every number a student reads in its prose is printed by a
+cell from a results file or a run in the notebook), it reads its sweeps, and checks outputs only where they are
+deterministic."""
 from pathlib import Path
 
 import jupytext
+import lesson_text
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON = REPO / "notebooks" / "01_response_kd.md"
 
-YEAR = r"(?:19|20)\d\d"
-REMOVED = [                                               # (pattern, what it is), applied in this order
-    (r"```.*?```", "a fenced code block (the Colab install cell)"),
-    (r"\$\$.*?\$\$", "display math"),
-    (r"\$[^$\n]+\$", "inline math"),
-    (r"`[^`\n]*[^`\n\d.,%±+\- ][^`\n]*`", "an inline code span (a name or a command, not a bare number)"),
-    (r"\]\([^)]*\)", "a link target"),
-    (r"https?://\S+", "an address"),
-    (r"(?m)^#+\s+\d+\.\s", "a section number"),
-    (r"(?m)^\s*\d+\.\s", "a list number"),
-    (rf"\b[A-Z][\w-]+ et al\.,? \(?{YEAR}\)?", "an author–year citation"),
-    (rf"\([^()]*\b{YEAR}\)", "a parenthesised citation ending with its year"),
-    (rf"\b(?:CVPR|ICCV|ECCV|NeurIPS|NIPS|ICLR|ICML)\s+{YEAR}", "a venue and year"),
-]
-ALLOWED = [                                               # names and conventions that contain a digit
-    r"\b[Ll]esson \d\d\b",                                # the course's lessons
-    r"\bsection \d+\b", r"\bExercise \d\b",               # this lesson's own sections and exercises
-    r"\b95 %",                                            # the level of every interval
-    r"CIFAR-100", r"ResNet32×4", r"ResNet8×4",            # data set and architecture names of the paper
-    r"\bipywidgets \d+\.\d+ as with \d+\b",                # software versions (the "Where it runs" note)
-]
+ALLOWED = [r"CIFAR-100", r"ResNet32×4", r"ResNet8×4"]    # data set and architecture names of the paper
 # The one quoted result of another paper, allowed only on the line that names its source.
 PAPER_QUOTE = ("Zhao et al.", "Table 1", ["73.33 %", "76.32 %", "Table 1"])
 
 
-def prose(path: Path = LESSON) -> str:
-    """The Markdown cells' text, without the References paragraph."""
-    cells = [c.source for c in jupytext.read(path).cells if c.cell_type == "markdown"]
-    return "\n\n".join(re.split(r"\*\*References\.\*\*", text)[0] for text in cells)
-
-
-def scrub(text: str) -> str:
-    """``text`` without what may hold a digit and is not a typed result (module docstring)."""
-    source, must, quoted = PAPER_QUOTE
-    text = "\n".join(_without(line, quoted) if source in line and must in line else line
-                     for line in text.splitlines())
-    for pattern, _ in REMOVED:
-        text = re.sub(pattern, " ", text, flags=re.S)
-    for pattern in ALLOWED:
-        text = re.sub(pattern, " ", text)
-    return text
-
-
-def _without(line: str, quoted) -> str:
-    for q in quoted:
-        line = line.replace(q, " ")
-    return line
-
-
 def typed_numbers(text: str) -> list[str]:
-    """Each digit-bearing word left after :func:`scrub`, with its line."""
-    return [f"{word!r} in: {line.strip()}" for line in scrub(text).splitlines()
-            for word in re.findall(r"\S*[0-9]\S*", line)]
+    return lesson_text.typed_numbers(text, ALLOWED, PAPER_QUOTE)
+
+
+def prose() -> str:
+    return lesson_text.prose(LESSON)
 
 
 def test_no_number_is_typed_in_the_lessons_text():
