@@ -95,7 +95,7 @@ LESSONS = (
         TrainStop('panel = TrainingPanel("ssld"', drag={"temperature T": 0.1}, stop=False),
     )),
     Lesson("03_dml.ipynb", run=(), checks=(
-        TrainStop('panel = TrainingPanel("dml"', drag={"w (weight of the KL to the peers)": 0.25, "epochs": 1.0}),
+        TrainStop('panel = TrainingPanel("dml"', drag={"w (weight of the KL to the peers)": 0.25}),
     )),
     Lesson("04_feature_overhaul.ipynb", run=(), checks=(     # accuracy every 5 epochs: the quick run ends first
         TrainStop('panel = TrainingPanel("ofd"', drag={"λ_F (weight of the feature loss, log scale)": 0.2},

@@ -53,7 +53,7 @@ def plot_paired_seeds(pairs, ax=None, ylabel="test accuracy (%)", title=None, la
     shift (the lines slope one way) and a change of spread (one end of the lines is tighter). Returns the Figure."""
     pairs = dict(pairs)
     if ax is None:
-        fig = Figure(figsize=(max(5.0, 2.2 * len(pairs) + 1.5), 4.0), layout="constrained")
+        fig = Figure(figsize=(max(5.0, 3.2 * len(pairs) + 1.5), 4.0), layout="constrained")
         ax = fig.add_subplot()
     for g, (left, right) in enumerate(pairs.values()):
         seeds = [s for s in left if s in right]
