@@ -53,10 +53,11 @@ def reference_margin(bn) -> torch.Tensor:
     return torch.tensor(out)
 
 
-def reference_partial_l2(s, t, margin):
-    """Heo et al. 2019, eq. 4-5, written out: t' = max(t, m); sum over C, H, W where s > t' or t' > 0; batch mean."""
+def reference_partial_l2(s, t, margin, partial=True):
+    """Heo et al. 2019, eq. 4-5, written out: t' = max(t, m); sum over C, H, W where s > t' or t' > 0 (everywhere
+    when not ``partial``); batch mean."""
     target = torch.maximum(t.float(), margin.float().view(1, -1, 1, 1))
-    keep = ((s.float() > target) | (target > 0)).float()
+    keep = ((s.float() > target) | (target > 0)).float() if partial else torch.ones_like(target)
     return ((s.float() - target) ** 2 * keep).sum(dim=(1, 2, 3)).mean()
 
 
@@ -197,6 +198,65 @@ def test_ofd_terms_are_the_weighted_partial_l2_of_every_stage(nets, batch):
         torch.testing.assert_close(m.margin(i), margin, rtol=1e-5, atol=1e-6)
         want = 2e-3 / 2 ** (2 - i) * reference_partial_l2(m.connectors[str(i)](s.taps[i]), t.taps[i], margin)
         torch.testing.assert_close(terms[f"ofd_{i}"], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"margin": False}, {"partial": False}, {"tap": "post"},
+                                     {"connector_bn": False}, {"margin": False, "partial": False, "tap": "post"}])
+def test_ofd_ablations_are_the_papers_variants_written_out(nets, batch, options):
+    """Heo et al. 2019, Table 6: margin 0 (target ReLU(t)), plain L2, taps after the ReLU, a connector without BN."""
+    student, teacher = nets
+    x, y = batch
+    m = make_method("ofd", student, teacher, **options).train()
+    terms = m.loss_terms(x, y)
+    s = student(x, features=True)
+    with torch.no_grad():
+        t = teacher(x, features=True)
+    post = options.get("tap") == "post"
+    for i, bn in enumerate(teacher.preact_bns()):
+        margin = reference_margin(bn) if options.get("margin", True) else torch.zeros(bn.num_features)
+        torch.testing.assert_close(m.margin(i), margin, rtol=1e-5, atol=1e-6)
+        s_i, t_i = (F.relu(s.taps[i]), F.relu(t.taps[i])) if post else (s.taps[i], t.taps[i])
+        connector = m.connectors[str(i)]
+        assert isinstance(connector.bn, nn.Identity) != options.get("connector_bn", True)
+        assert (connector.conv.bias is None) == options.get("connector_bn", True)
+        want = 1e-3 / 2 ** (2 - i) * reference_partial_l2(connector(s_i), t_i, margin, options.get("partial", True))
+        torch.testing.assert_close(terms[f"ofd_{i}"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_ofd_with_the_teachers_batchnorm_in_train_mode_uses_batch_statistics_of_a_copy(nets, batch):
+    student, teacher = nets
+    x, y = batch
+    before = [b.running_mean.clone() for b in teacher.preact_bns()]
+    m = make_method("ofd", student, teacher, teacher_bn="train").train()
+    assert m.teacher is not teacher and m.teacher.training and not teacher.training
+    terms = m.loss_terms(x, y)
+    m.teacher.eval()
+    want = copy_in_train_mode(teacher)(x, features=True)                 # batch statistics, as the official code
+    m.train()
+    s = student(x, features=True)
+    torch.testing.assert_close(terms["ofd_2"], 1e-3 * reference_partial_l2(m.connectors["2"](s.taps[2]),
+                                                                           want.taps[2], m.margin(2)),
+                               rtol=1e-5, atol=1e-6)
+    assert all(torch.equal(b, a.running_mean) for b, a in zip(before, teacher.preact_bns()))   # the caller's: unchanged
+    assert not all(torch.equal(b, a.running_mean) for b, a in zip(before, m.teacher.preact_bns()))
+    assert m.eval().teacher.training is False
+
+
+def copy_in_train_mode(model):
+    import copy
+    clone = copy.deepcopy(model).train()
+    return lambda x, features: clone(x, features=features)
+
+
+def test_fitnet_reads_the_taps_after_the_relu_when_asked(nets, batch):
+    student, teacher = nets
+    x, y = batch
+    m = make_method("fitnet", student, teacher, tap="post", feature_weight=10.0).train()
+    s = student(x, features=True)
+    with torch.no_grad():
+        t = teacher(x, features=True)
+    want = 10.0 * F.mse_loss(m.connectors["1"](F.relu(s.taps[1])), F.relu(t.taps[1]))
+    torch.testing.assert_close(m.loss_terms(x, y)["fitnet_1"], want)
 
 
 def test_fitnet_is_the_mse_hint_through_the_regressor_at_the_middle_stage(nets, batch):
@@ -380,20 +440,34 @@ def test_udml_alternating_mode_trains_each_peer_in_its_phase(small):
     assert last["feat_dist_2"] == pytest.approx(want["feat_dist_2"], rel=1e-5)
 
 
+def test_udml_in_paddleocrs_form_has_the_symmetric_pair_term_and_the_feature_terms(batch):
+    x, y = batch
+    m = udml(symmetric=True).train()
+    terms = m.loss_terms(x, y)
+    assert list(terms) == ["ce_0", "ce_1", "kl_0_1", "feat_0", "feat_1"]
+    z0, z1 = (peer(x) for peer in m.peers)
+    torch.testing.assert_close(terms["kl_0_1"], losses.dml_symmetric_loss(z0, z1))
+
+
 def test_udml_registered_with_its_options():
     assert METHODS["udml"] is UDML and issubclass(UDML, DML) and not UDML.needs_teacher
     assert method_options("udml") == {"k": 2, "peers": "student", "kl_weight": 1.0, "temperature": 1.0,
-                                      "mode": "simultaneous", "feature_weight": 1.0, "stages": "last"}
+                                      "mode": "simultaneous", "feature_weight": 1.0, "stages": "last",
+                                      "symmetric": False}
     assert udml(k=3).options()["stages"] == "2"
 
 
 # ------------------------------------------------------------------------------------ bad inputs
 def test_registry_and_defaults():
     assert (METHODS["fitnet"], METHODS["ofd"], METHODS["ofd+kd"]) == (FitNet, OFD, OFD)     # ofd+kd: a preset of OFD
-    assert method_options("ofd") == {"feature_weight": 1e-3, "stages": "all", "kd_weight": 0.0, "temperature": 4.0}
-    assert method_options("fitnet") == {"feature_weight": 1.0, "stages": "1", "kd_weight": 0.0, "temperature": 4.0}
+    ablations = {"tap": "pre", "connector_bn": True}
+    assert method_options("ofd") == {"feature_weight": 1e-3, "stages": "all", "kd_weight": 0.0, "temperature": 4.0,
+                                     **ablations, "margin": True, "partial": True, "teacher_bn": "eval"}
+    assert method_options("fitnet") == {"feature_weight": 1.0, "stages": "1", "kd_weight": 0.0, "temperature": 4.0,
+                                        **ablations}
     assert method_options("ofd+kd")["kd_weight"] == 0.9
-    assert fresh("ofd").options() == {"feature_weight": 1e-3, "stages": "0,1,2", "kd_weight": 0.0, "temperature": 4.0}
+    assert fresh("ofd").options() == {"feature_weight": 1e-3, "stages": "0,1,2", "kd_weight": 0.0, "temperature": 4.0,
+                                      **ablations, "margin": True, "partial": True, "teacher_bn": "eval"}
 
 
 @pytest.mark.parametrize("given,want", [("all", (0, 1, 2)), ("last", (2,)), (" 2, 0 ", (0, 2)), (1, (1,)),
@@ -419,8 +493,15 @@ def re_repr(value) -> str:
     ("ofd+kd", {"kd_weight": 1.5}, r"kd_weight must be a number in \[0.0, 1.0\], got 1.5"),
     ("ofd", {"temperature": 0}, r"temperature must be > 0, got 0"),
     ("ofd", {"stages": "4"}, r"stages must name at least one stage in 0..2"),
-    ("ofd", {"alpha": 0.5}, r"method 'ofd' has no option\(s\) \['alpha'\]; allowed: \['feature_weight', 'kd_weight', "
-                            r"'stages', 'temperature'\]"),
+    ("ofd", {"alpha": 0.5}, r"method 'ofd' has no option\(s\) \['alpha'\]; allowed: \['connector_bn', "
+                            r"'feature_weight', 'kd_weight', 'margin', 'partial', 'stages', 'tap', 'teacher_bn', "
+                            r"'temperature'\]"),
+    ("ofd", {"tap": "after"}, r"tap must be one of \('pre', 'post'\) \(before or after the stage's last ReLU\), "
+                              r"got 'after'"),
+    ("fitnet", {"connector_bn": 0}, r"connector_bn must be true or false, got 0"),
+    ("ofd", {"margin": "no"}, r"margin must be true or false, got 'no'"),
+    ("ofd", {"partial": None}, r"partial must be true or false, got None"),
+    ("ofd", {"teacher_bn": "frozen"}, r"teacher_bn must be one of \('eval', 'train'\), got 'frozen'"),
 ])
 def test_bad_options_name_the_value(nets, name, options, message):
     student, teacher = nets
