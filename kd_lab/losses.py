@@ -484,7 +484,7 @@ def ofd_mask(student_feat: Tensor, teacher_target: Tensor) -> Tensor:
     return (s > t) | (t > 0)
 
 
-def ofd_loss(student_feat: Tensor, teacher_feat: Tensor, margin: Tensor) -> Tensor:
+def ofd_loss(student_feat: Tensor, teacher_feat: Tensor, margin: Tensor, partial: bool = True) -> Tensor:
     """OFD partial L2 distillation loss.
 
     Heo, Kim, Yun, Park, Kwak, Choi (2019), "A Comprehensive Overhaul of
@@ -494,20 +494,25 @@ def ofd_loss(student_feat: Tensor, teacher_feat: Tensor, margin: Tensor) -> Tens
         L  = mean_b sum_{c,h,w} mask * (s - t')^2,   mask = (s > t') or (t' > 0)
 
     ``student_feat`` is the student's pre-ReLU feature after its connector
-    (done by the caller). Teacher and margin are detached.
+    (done by the caller). Teacher and margin are detached. ``partial=False``
+    counts every element (mask = 1): the plain L2 of the paper's ablation.
 
     Args:
         student_feat: (B, C, H, W) or (B, C), float32 or bf16.
         teacher_feat: same shape; detached inside.
         margin: (C,) from :func:`ofd_margin`.
+        partial: True (the paper's method) or False (plain L2 to t').
     Returns:
         float32 scalar.
     """
     _check_pair("student_feat", student_feat, "teacher_feat", teacher_feat, ndim=(2, 4))
     _check_finite(student_feat=student_feat, teacher_feat=teacher_feat)
+    if not isinstance(partial, bool):
+        raise ValueError(f"partial must be True or False, got {partial!r}")
     target = ofd_target(teacher_feat, margin)  # like teacher_feat
-    mask = ofd_mask(student_feat, target)
-    squared = (student_feat.float() - target) ** 2 * mask  # like teacher_feat
+    squared = (student_feat.float() - target) ** 2  # like teacher_feat
+    if partial:
+        squared = squared * ofd_mask(student_feat, target)
     return squared.flatten(1).sum(dim=1).mean()
 
 

@@ -115,12 +115,13 @@ class MLP(nn.Module):
 
 class Connector(nn.Module):
     """OFD's student-side connector: 1x1 conv + BN mapping student channels to teacher channels
-    (Heo et al. 2019, "A Comprehensive Overhaul of Feature Distillation"). Also FitNet's regressor."""
+    (Heo et al. 2019, "A Comprehensive Overhaul of Feature Distillation"). Also FitNet's regressor.
+    ``bn=False``: the 1x1 conv alone (with a bias), the connector of the paper's ablation."""
 
-    def __init__(self, c_student: int, c_teacher: int):
+    def __init__(self, c_student: int, c_teacher: int, bn: bool = True):
         super().__init__()
-        self.conv = nn.Conv2d(c_student, c_teacher, 1, bias=False)
-        self.bn = nn.BatchNorm2d(c_teacher)
+        self.conv = nn.Conv2d(c_student, c_teacher, 1, bias=not bn)
+        self.bn = nn.BatchNorm2d(c_teacher) if bn else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))            # (B, C_teacher, H, W)

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import copy
 from functools import partial
 
 import torch
@@ -20,9 +21,11 @@ from ._base import Knob, Method, _check_temperature, _check_weight, preset, regi
 from .mutual import DML, DML_KNOBS
 from .response import TEMPERATURE_KNOB
 
-__all__ = ["parse_stages", "FeatureKD", "FitNet", "OFD", "OFDKD", "UDML", "FEATURE_KNOBS"]
+__all__ = ["parse_stages", "FeatureKD", "FitNet", "OFD", "OFDKD", "UDML", "FEATURE_KNOBS", "TAPS", "TEACHER_BN"]
 
 LESSON = "04_feature_overhaul"
+TAPS = ("pre", "post")              # where a stage's feature is read: before its last ReLU, or after it
+TEACHER_BN = ("eval", "train")      # OFD: the teacher's BatchNorm during distillation
 
 
 def parse_stages(stages, n: int) -> tuple[int, ...]:
@@ -71,7 +74,9 @@ class FeatureKD(Method):
     with s_i, t_i the pre-ReLU taps of stage i (:meth:`stage_loss` gives w_i·L_i). κ = ``kd_weight``,
     λ_F = ``feature_weight``, ``stages`` = ``"all"``, ``"last"``, an index or ``"0,2"``. Terms ``ce``, ``kd`` and
     ``<term>_<i>`` per stage; a term whose weight is 0 is left out. Teacher and student must have as many
-    stages, with the same strides (the course's ConvNet presets all do).
+    stages, with the same strides (the course's ConvNet presets all do). Ablations of the paper (Heo et al.
+    2019, Table 6): ``tap="post"`` reads both taps after their ReLU (s_i, t_i -> ReLU(s_i), ReLU(t_i)),
+    ``connector_bn=False`` drops the connector's BatchNorm (a 1×1 conv with a bias).
     """
 
     needs_teacher = True
@@ -80,8 +85,13 @@ class FeatureKD(Method):
     live_metrics = tuple(f"feat_dist_{i}" for i in range(3))
 
     def __init__(self, student, teacher=None, feature_weight: float = 1.0, stages="all", kd_weight: float = 0.0,
-                 temperature: float = 4.0):
+                 temperature: float = 4.0, tap: str = "pre", connector_bn: bool = True):
         super().__init__(student, teacher)
+        if tap not in TAPS:
+            raise ValueError(f"tap must be one of {TAPS} (before or after the stage's last ReLU), got {tap!r}")
+        if not isinstance(connector_bn, bool):
+            raise ValueError(f"connector_bn must be true or false, got {connector_bn!r}")
+        self.tap, self.connector_bn = tap, connector_bn
         self.feature_weight = _check_weight("feature_weight", feature_weight)
         self.kd_weight = _check_weight("kd_weight", kd_weight, 0.0, 1.0)
         self.temperature = _check_temperature(temperature)
@@ -91,12 +101,17 @@ class FeatureKD(Method):
                              f"distillation needs as many stages with the same strides")
         self.stages = parse_stages(stages, len(t_info))
         device = next(student.parameters()).device
-        self.connectors = nn.ModuleDict({str(i): Connector(s_info[i]["channels"], t_info[i]["channels"]).to(device)
-                                         for i in self.stages})
+        self.connectors = nn.ModuleDict({str(i): Connector(s_info[i]["channels"], t_info[i]["channels"],
+                                                           bn=connector_bn).to(device) for i in self.stages})
 
     def options(self):
         return {"feature_weight": self.feature_weight, "stages": ",".join(map(str, self.stages)),
-                "kd_weight": self.kd_weight, "temperature": self.temperature}
+                "kd_weight": self.kd_weight, "temperature": self.temperature, "tap": self.tap,
+                "connector_bn": self.connector_bn}
+
+    def taps(self, features) -> list[torch.Tensor]:
+        """The stage taps a loss reads from ``model(x, features=True)``: pre-ReLU, or after the ReLU (``tap``)."""
+        return list(features.taps) if self.tap == "pre" else [F.relu(t) for t in features.taps]
 
     def term_weights(self):
         return {"ce": ("(1−κ)", 1 - self.kd_weight, ""), "kd": ("κ", self.kd_weight, ""),
@@ -115,9 +130,10 @@ class FeatureKD(Method):
         if self.kd_weight > 0:
             terms["kd"] = self.kd_weight * losses.kd_loss(s.logits, t.logits, self.temperature)
         if self.feature_weight > 0:
+            s_taps, t_taps = self.taps(s), self.taps(t)
             for i in self.stages:
-                projected = self.connectors[str(i)](s.taps[i])                   # (B, C_t, H, W)
-                terms[f"{self.term}_{i}"] = self.feature_weight * self.stage_loss(i, projected, t.taps[i])
+                projected = self.connectors[str(i)](s_taps[i])                   # (B, C_t, H, W)
+                terms[f"{self.term}_{i}"] = self.feature_weight * self.stage_loss(i, projected, t_taps[i])
         return terms
 
     @torch.no_grad()
@@ -130,7 +146,7 @@ class FeatureKD(Method):
         was_training = self.training
         self.eval()
         x = self.probe(test).images()                                                        # (N, C, H, W)
-        s_taps, t_taps = self.student(x, features=True).taps, self._teacher_probe(x)
+        s_taps, t_taps = self.taps(self.student(x, features=True)), self._teacher_probe(x)
         out = {f"feat_dist_{i}": relative_distance(self.connectors[str(i)](s_taps[i]), t_taps[i]) for i in self.stages}
         self.train(was_training)
         return out
@@ -148,7 +164,7 @@ class FeatureKD(Method):
         self.eval()
         probe = self.probe(test)
         x = probe.images()
-        s_taps, t_taps = self.student(x[:1], features=True).taps, self._teacher_probe(x)
+        s_taps, t_taps = self.taps(self.student(x[:1], features=True)), self._teacher_probe(x)
         stages = {i: {"target": self.target(i, t_taps[i][:1])[0].float().cpu(),
                       "student": self.connectors[str(i)](s_taps[i])[0].float().cpu()} for i in self.stages}
         self.train(was_training)
@@ -156,8 +172,8 @@ class FeatureKD(Method):
                 "classes": list(test.classes)}
 
     def _teacher_probe(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The frozen teacher's taps of the probe images, computed once per probe."""
-        return self.teacher_on_probe(x, lambda: self.teacher(x, features=True).taps)
+        """The frozen teacher's taps of the probe images (as :meth:`taps` reads them), computed once per probe."""
+        return self.teacher_on_probe(x, lambda: self.taps(self.teacher(x, features=True)))
 
 
 @register("fitnet", lesson=LESSON, knobs=FEATURE_KNOBS)
@@ -175,8 +191,8 @@ class FitNet(FeatureKD):
     term = "fitnet"
 
     def __init__(self, student, teacher=None, feature_weight: float = 1.0, stages="1", kd_weight: float = 0.0,
-                 temperature: float = 4.0):
-        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature)
+                 temperature: float = 4.0, tap: str = "pre", connector_bn: bool = True):
+        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature, tap, connector_bn)
 
     def stage_loss(self, i, projected, teacher_tap):
         return losses.fitnet_loss(projected, teacher_tap)
@@ -194,6 +210,12 @@ class OFD(FeatureKD):
     averaged over the batch (:func:`kd_lab.losses.ofd_loss`); n stages, the last weighted 1, each earlier one
     half the next. λ_F = 1e-3 is the paper's CIFAR setting (its code adds the sum / batch / 1000).
     The margins are computed once from the frozen teacher. Terms ``ce`` and ``ofd_<i>``.
+
+    The ablations of the paper's Table 6 as options (defaults: the full method): ``margin=False`` (m = 0, the
+    target is ReLU(t)), ``partial=False`` (plain L2 to max(t, m)), ``tap="post"`` (after the ReLU),
+    ``stages="last"``, ``connector_bn=False``; and ``teacher_bn="train"``, the teacher's BatchNorm in train mode
+    (batch statistics, as the official CIFAR code runs it; a copy of the teacher, so the one passed in is not
+    changed) instead of its stored statistics.
     """
 
     stage_note = "·w_i"
@@ -201,18 +223,38 @@ class OFD(FeatureKD):
     term = "ofd"
 
     def __init__(self, student, teacher=None, feature_weight: float = 1e-3, stages="all", kd_weight: float = 0.0,
-                 temperature: float = 4.0):
-        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature)
+                 temperature: float = 4.0, tap: str = "pre", connector_bn: bool = True, margin: bool = True,
+                 partial: bool = True, teacher_bn: str = "eval"):
+        for name, value in (("margin", margin), ("partial", partial)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+        if teacher_bn not in TEACHER_BN:
+            raise ValueError(f"teacher_bn must be one of {TEACHER_BN}, got {teacher_bn!r}")
+        if teacher_bn == "train" and teacher is not None:
+            teacher = copy.deepcopy(teacher)            # its BN statistics will move: never the caller's teacher
+        super().__init__(student, teacher, feature_weight, stages, kd_weight, temperature, tap, connector_bn)
+        self.use_margin, self.partial, self.teacher_bn = margin, partial, teacher_bn
         bns = teacher.preact_bns()
         self.stage_weights = {i: 0.5 ** (len(bns) - i - 1) for i in self.stages}
         for i in self.stages:
-            self.register_buffer(f"margin_{i}", losses.ofd_margin(bns[i]))      # (C_t,), float32
+            m = losses.ofd_margin(bns[i])                                           # (C_t,), float32
+            self.register_buffer(f"margin_{i}", m if margin else torch.zeros_like(m))
+
+    def options(self):
+        return {**super().options(), "margin": self.use_margin, "partial": self.partial,
+                "teacher_bn": self.teacher_bn}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.teacher_bn == "train":
+            self.teacher.train()                        # batch statistics in the teacher's BN (no gradient still)
+        return self
 
     def margin(self, i: int) -> torch.Tensor:
         return getattr(self, f"margin_{i}")
 
     def stage_loss(self, i, projected, teacher_tap):
-        return self.stage_weights[i] * losses.ofd_loss(projected, teacher_tap, self.margin(i))
+        return self.stage_weights[i] * losses.ofd_loss(projected, teacher_tap, self.margin(i), self.partial)
 
     def target(self, i, teacher_tap):
         return losses.ofd_target(teacher_tap, self.margin(i))
