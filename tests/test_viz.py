@@ -505,7 +505,7 @@ VIZ_FAMILIES = {    # module of kd_lab.viz -> (its lesson, its public plots)
     "effects": ("lesson 01", {"plot_paired_effects"}),
     "label_free": ("lesson 02", {"plot_images", "plot_confidence_histogram", "plot_class_balance",
                                  "plot_mining_grid", "plot_unlabeled_curve", "plot_pseudo_label_view"}),
-    "mutual": ("lesson 03", {"plot_peers", "plot_peer_view"}),
+    "mutual": ("lesson 03", {"plot_peers", "plot_peer_view", "plot_paired_seeds"}),
     "feature": ("lesson 04", {"plot_margin_histograms", "plot_margin_agreement", "plot_partial_l2",
                               "plot_feature_maps", "plot_stage_distances", "plot_feature_view"}),
     "relation": ("lesson 05", {"plot_relation_matrices", "plot_angle_matrix", "plot_embedding_2d",
