@@ -180,6 +180,14 @@ def _kl_rows(log_p: Tensor, log_q: Tensor) -> Tensor:
     return (log_p.exp() * (log_p - log_q)).sum(dim=1)
 
 
+def _symmetric_kl_rows(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """Row-wise 1/2 [KL(p || q) + KL(q || p)] from log-probs (SSLD's and PaddleOCR's DML loss).
+
+    (B, K), (B, K) -> (B,)
+    """
+    return 0.5 * (_kl_rows(log_p, log_q) + _kl_rows(log_q, log_p))
+
+
 def _soft_log_probs(student_logits: Tensor, teacher_logits: Tensor, temperature: float):
     """Softened log-probabilities, float32; the teacher side is detached.
 
@@ -357,8 +365,7 @@ def dml_symmetric_loss(logits_a: Tensor, logits_b: Tensor, temperature: float = 
     _check_finite(logits_a=logits_a, logits_b=logits_b)
     log_p_a = F.log_softmax(logits_a.float() / temperature, dim=1)  # (B, C)
     log_p_b = F.log_softmax(logits_b.float() / temperature, dim=1)  # (B, C)
-    symmetric = 0.5 * (_kl_rows(log_p_b, log_p_a) + _kl_rows(log_p_a, log_p_b))  # (B,)
-    return temperature**2 * symmetric.mean()
+    return temperature**2 * _symmetric_kl_rows(log_p_a, log_p_b).mean()
 
 
 def ssld_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -383,8 +390,7 @@ def ssld_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float
     _check_temperature(temperature)
     _check_finite(student_logits=student_logits, teacher_logits=teacher_logits)
     log_p_s, log_p_t = _soft_log_probs(student_logits, teacher_logits, temperature)
-    symmetric = 0.5 * (_kl_rows(log_p_t, log_p_s) + _kl_rows(log_p_s, log_p_t))  # (B,)
-    return temperature**2 * symmetric.mean()
+    return temperature**2 * _symmetric_kl_rows(log_p_s, log_p_t).mean()
 
 
 # --------------------------------------------------------------------------

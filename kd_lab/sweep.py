@@ -662,7 +662,7 @@ def _train_cell(cell: dict, setting: Setting, dev, threads: int) -> dict:
     metrics = {k: round(v, 6) for k, v in h.epochs[-1].items()
                if k not in _EPOCH_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {**row, "status": "ok", "epochs": len(h.epochs), "accuracy": round(100 * h.test_acc, 4),
-            "metrics": json.dumps(metrics, sort_keys=True) if metrics else None,
+            "metrics": metrics,                  # written as JSON by _append_row (_cell_text)
             "val_accuracy": None if val is None else round(100 * val, 4),
             "images_per_s": round(h.images_per_s, 1), "train_images": sum(e["images"] for e in h.epochs),
             "train_s": round(sum(e["train_s"] for e in h.epochs), 3), "wall_s": round(time.perf_counter() - start, 3),
