@@ -634,60 +634,104 @@ def test_plot_feature_maps_draws_rows_of_channels():
         viz.plot_feature_maps({"flat": torch.zeros(3, 4)})
 
 
+def test_plot_feature_maps_shows_the_input_image_in_a_first_column():
+    g = torch.Generator().manual_seed(3)
+    rows = {"teacher": torch.randn(4, 7, 7, generator=g), "student": torch.randn(4, 7, 7, generator=g)}
+    picture = torch.rand(1, 28, 28, generator=g)
+    fig = viz.plot_feature_maps(rows, channels=[0, 1], image=picture)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 5 and shown[0].get_title() == "input"                  # the image, then 2 × 2 maps
+    np.testing.assert_allclose(np.asarray(shown[0].images[0].get_array()), picture[0].numpy())
+    assert shown[0].images[0].get_cmap().name == "gray"
+    assert shown[1].get_ylabel() == "teacher" and shown[3].get_ylabel() == "student"
+    np.testing.assert_allclose(np.asarray(shown[4].images[0].get_array()), rows["student"][1].numpy())
+    with pytest.raises(ValueError, match=r"image must be \(H, W\) or \(1, H, W\), got shape \(3, 28, 28\)"):
+        viz.plot_feature_maps(rows, image=torch.zeros(3, 28, 28))
+
+
 def test_plot_stage_distances_draws_one_line_per_measured_stage():
     h = History(epochs=[{"epoch": 1, "feat_dist_1": 0.9, "feat_dist_2": 0.8},
                         {"epoch": 2, "feat_dist_1": 0.5, "feat_dist_2": 0.4}])
     ax = viz.plot_stage_distances(h).axes[0]
-    assert [line.get_label() for line in ax.lines] == ["feat_dist_1", "feat_dist_2"]
-    assert list(ax.lines[0].get_ydata()) == [0.9, 0.5]
+    zero_map = "1: a student map of zeros"                                     # the reference line, dashed
+    assert [line.get_label() for line in ax.lines] == ["feat_dist_1", "feat_dist_2", zero_map]
+    assert list(ax.lines[0].get_ydata()) == [0.9, 0.5] and list(ax.lines[2].get_ydata()) == [1.0, 1.0]
     assert ax.get_title() == "Feature distance to the teacher, per stage"
-    assert ax.get_yscale() == "log"
+    assert ax.get_yscale() == "log" and ax.get_ylim()[1] > 1.0
+    assert zero_map in [t.get_text() for t in ax.get_legend().get_texts()]
     runs = viz.plot_stage_distances([("OFD", h), ("FitNet", h)], stages=[2]).axes[0]
-    assert [line.get_label() for line in runs.lines] == ["OFD", "FitNet"]
+    assert [line.get_label() for line in runs.lines] == ["OFD", "FitNet", zero_map]
 
 
 # ------------------------------------------------------------------------------------- exercises
-def test_check_ofd_margin_accepts_the_right_margin_and_names_mistakes(capsys):
-    assert exercises.check_ofd_margin(losses.ofd_margin)
-    pdf = lambda z: torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
+def _teacher_like_bn() -> torch.nn.BatchNorm2d:
+    """A BatchNorm with (γ, β) per channel: ordinary, a negative γ, and one almost never negative (the fallback)."""
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, -0.4, 0.2]))
+        bn.bias.copy_(torch.tensor([0.25, -0.1, 1.0]))
+        bn.running_mean.fill_(0.7)
+        bn.running_var.fill_(2.0)
+    return bn
 
-    def no_fallback(bn):
-        s, b = bn.weight.detach().abs(), bn.bias.detach()
-        return b - s * pdf(b / s) / torch.special.ndtr(-b / s)
 
-    def positive_part(bn):
-        s, b = bn.weight.detach().abs(), bn.bias.detach()
-        return b + s * pdf(b / s) / torch.special.ndtr(b / s)
-
-    def signed_gamma(bn):
-        g, b = bn.weight.detach(), bn.bias.detach()
-        return torch.where(torch.special.ndtr(-b / g.abs()) > 1e-3, b - g * pdf(b / g) / torch.special.ndtr(-b / g),
-                           -3 * g.abs())
-
+def test_check_margin_value_accepts_a_hand_computed_margin_and_names_slips(capsys):
+    bn = _teacher_like_bn()
+    m = losses.ofd_margin(bn)
+    # by hand: z = 0.5, φ(0.5) = 0.35207, Φ(−0.5) = 0.30854: m = 0.25 − 0.5 · 1.14108 = −0.32054
+    assert float(m[0]) == pytest.approx(-0.32054, abs=1e-4)
+    assert exercises.check_margin_value(-0.3205, bn, 0) and exercises.check_margin_value(float(m[1]), bn, 1)
     capsys.readouterr()
-    for fn, hint in [(no_fallback, "OFD uses −3|γ| = -3.00"), (positive_part, "that is E[x | x > 0]"),
-                     (signed_gamma, "use |γ|"), (lambda bn: torch.zeros(2), "expected shape (6,), got (2,)")]:
-        assert not exercises.check_ofd_margin(fn)
+    pdf = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
+    for value, channel, hint in [
+        (0.25 + 0.5 * pdf(0.5) / cdf(0.5), 0, "that is E[x | x > 0]"),
+        (0.25 - 0.5 * pdf(0.5), 0, "the division by P(x < 0)"),
+        (0.25 - 0.5 * pdf(0.5) / cdf(0.5), 0, "not by Φ(β/|γ|)"),
+        (-0.1 + 0.4 * pdf(0.25) / cdf(-0.25), 1, "use |γ|"),
+        (0.0, 2, "uses −3|γ| = -0.6000 there"),
+        (5.0, 0, "is too high. Steps: z = β/|γ|"),
+        (None, 0, "compute the margin first"),
+        ("-0.32", 0, "the margin must be a number, got '-0.32'"),
+    ]:
+        assert not exercises.check_margin_value(value, bn, channel)
+        assert hint in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"channel must be in \[0, 2\], got 3"):
+        exercises.check_margin_value(0.0, bn, 3)
+
+
+def test_check_mask_by_hand_explains_each_wrong_case(capsys):
+    truth = losses.ofd_mask(*(torch.tensor([v]) for v in zip(*exercises.MASK_QUESTIONS)))[0].tolist()
+    assert truth == [True, True, False, False]                     # one of each case of the partial L2
+    assert exercises.check_mask_by_hand(tuple(truth)) and "all 4 right" in capsys.readouterr().out
+    assert not exercises.check_mask_by_hand([True, False, True, False])
+    out = capsys.readouterr().out
+    assert "2 of 4 wrong" in out and "(-0.2, -0.5): the loss counts" in out and "(-1.0, -0.5): the loss is skipped" in out
+    for bad, hint in [(None, "decide first"), ([True] * 3, "give 4 True/False values"),
+                      ([1, 1, 0, 0], "give 4 True/False values"), ("TTFF", "give 4 True/False values")]:
+        assert not exercises.check_mask_by_hand(bad)
         assert hint in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("fn,hint", [
-    (lambda s, t: t > 0, "you keep only t' > 0"),
-    (lambda s, t: s > t, "you keep only s > t'"),
-    (lambda s, t: (s >= t) | (t > 0), "use a strict s > t'"),
-    (lambda s, t: ~((s > t) | (t > 0)), "where the loss is *skipped*"),
-    (lambda s, t: (s > t + 0.1) | (t > 0), "the loss should count"),
-    (lambda s, t: s - t, "return a boolean mask"),
-])
-def test_check_partial_l2_mask_names_mistakes(capsys, fn, hint):
-    assert not exercises.check_partial_l2_mask(fn)
-    assert hint in capsys.readouterr().out
+def _effect(mean, low, high, pairs=3):
+    return {"diff_mean": mean, "ci_low": low, "ci_high": high, "pairs": pairs}
 
 
-def test_check_partial_l2_mask_accepts_bool_and_float_masks(capsys):
-    assert exercises.check_partial_l2_mask(lambda s, t: (s > t) | (t > 0))
-    assert exercises.check_partial_l2_mask(lambda s, t: ((s > t) | (t > 0)).float())
-    assert "✅" in capsys.readouterr().out
+def test_check_worst_change_ranks_the_measured_changes(capsys):
+    effects = {"margin 0": _effect(-1.6, -3.4, 0.2), "taps after the ReLU": _effect(-2.1, -5.5, 1.4),
+               "plain L2": _effect(1.8, 0.6, 2.9), "not run": _effect(math.nan, math.nan, math.nan, pairs=0)}
+    assert exercises.check_worst_change("taps after the ReLU", effects)
+    out = capsys.readouterr().out
+    assert out.index("taps after the ReLU: -2.10") < out.index("margin 0: -1.60") < out.index("plain L2: +1.80")
+    assert "not run" not in out.split("✅")[0]
+    assert exercises.check_worst_change("margin 0", effects)       # inside the interval of the lowest
+    assert "cannot be told apart" in capsys.readouterr().out
+    assert not exercises.check_worst_change("plain L2", effects)
+    assert "'taps after the ReLU' lowered it most" in capsys.readouterr().out
+    for answer, hint in [(None, "predict first"), ("margin", "is not one of the changes measured"),
+                         ("not run", "is not in the results file yet")]:
+        assert not exercises.check_worst_change(answer, effects)
+        assert hint in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -733,9 +777,11 @@ def test_the_ofd_panel_redraws_its_feature_view_at_each_evaluation(nets):
         margin = losses.ofd_margin(teacher.preact_bns()[i]).view(-1, 1, 1)        # (C_t, 1, 1)
         assert (maps["target"] >= margin).all()                                  # max(t, m): never below m
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
-    assert labels[:3] == ["stage 0: teacher after the margin", "stage 0: student (connector)",
-                          "stage 0: student − target"]
+    assert labels[:3] == ["stage 0:\nteacher\nafter margin", "stage 0:\nstudent (conn.)", "stage 0:\nstudent − target"]
     grid = [ax for ax in fig.axes if ax.images]
+    assert grid[0].get_title() == "input"                                        # the image the networks saw
+    np.testing.assert_allclose(grid[0].images[0].get_array().data, view["image"][0].numpy())
+    grid = grid[1:]
     per_row = len(grid) // 9                                                     # 3 stages × 3 rows
     for row, key in ((0, "target"), (1, "student")):
         shown = grid[row * per_row].images[0].get_array().data

@@ -158,8 +158,9 @@ class FeatureKD(Method):
 
     @torch.no_grad()
     def live_view(self, test):
-        """Lesson 04's live view: for the first probe image, per distilled stage, the teacher's target
-        (:meth:`target`) and the student's connector output, (C_t, H, W) each (:func:`kd_lab.viz.plot_feature_view`)."""
+        """Lesson 04's live view: for the first probe image (``image``, as the networks see it), per distilled stage,
+        the teacher's target (:meth:`target`) and the student's connector output, (C_t, H, W) each
+        (:func:`kd_lab.viz.plot_feature_view`)."""
         was_training = self.training
         self.eval()
         probe = self.probe(test)
@@ -169,7 +170,7 @@ class FeatureKD(Method):
                       "student": self.connectors[str(i)](s_taps[i])[0].float().cpu()} for i in self.stages}
         self.train(was_training)
         return {"kind": "features", "stages": stages, "method": self.name, "label": int(probe.y[0]),
-                "classes": list(test.classes)}
+                "classes": list(test.classes), "image": x[0].float().cpu()}
 
     def _teacher_probe(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The frozen teacher's taps of the probe images (as :meth:`taps` reads them), computed once per probe."""

@@ -110,14 +110,16 @@ def plot_partial_l2(maps, axes=None, suptitle=None):
 
 
 # ---------------------------------------------------------------------------------- feature maps
-def plot_feature_maps(rows, channels=None, ncols=8, title=None, share_scale=False):
+def plot_feature_maps(rows, channels=None, ncols=8, title=None, share_scale=False, image=None):
     """Grids of feature maps of one image: one row per entry of ``rows`` (``{label: (C, H, W)}``), the same
     ``channels`` in each row (default the first ``ncols``), red > 0 and blue < 0.
 
     Each row has its own symmetric colour scale, ±max|value| over its channels, and its own colour bar: rows
     from different networks differ in size (a teacher's taps can be ten times smaller than an untrained
     student's), and one scale for all would wash the smaller ones out to white. ``share_scale=True`` puts every
-    row on one scale, for rows of the same quantity (a teacher and a student through its trained connector)."""
+    row on one scale, for rows of the same quantity (a teacher and a student through its trained connector).
+    ``image``: the input image, (H, W) or (1, H, W), drawn in grey in a first column (the other rows leave it
+    empty), so that the maps can be read against what the network saw."""
     maps = {label: _np(m) for label, m in rows.items()}
     bad = {label: m.shape for label, m in maps.items() if m.ndim != 3}
     if not maps or bad:
@@ -129,8 +131,19 @@ def plot_feature_maps(rows, channels=None, ncols=8, title=None, share_scale=Fals
     spans = {label: float(np.abs(m[channels]).max()) or 1.0 for label, m in maps.items()}
     if share_scale:
         spans = dict.fromkeys(spans, max(spans.values()))
-    fig = Figure(figsize=(1.35 * len(channels) + 1.6, 1.45 * len(maps) + 0.4), layout="constrained")
-    grid = fig.subplots(len(maps), len(channels), squeeze=False)
+    first = 0 if image is None else 1                  # the column of the input image
+    fig = Figure(figsize=(1.35 * (len(channels) + first) + 1.6, 1.45 * len(maps) + 0.4), layout="constrained")
+    grid = fig.subplots(len(maps), len(channels) + first, squeeze=False)
+    if image is not None:
+        picture = _np(image).squeeze()
+        if picture.ndim != 2:
+            raise ValueError(f"image must be (H, W) or (1, H, W), got shape {_np(image).shape}")
+        grid[0][0].imshow(picture, cmap="gray", interpolation="nearest")
+        grid[0][0].set_title("input", fontsize=8)
+        grid[0][0].set_axis_off()
+        for ax in grid[1:, 0]:
+            ax.remove()
+        grid = grid[:, 1:]
     for r, (label, m) in enumerate(maps.items()):
         for ax, c in zip(grid[r], channels):
             im = ax.imshow(m[c], cmap="RdBu_r", vmin=-spans[label], vmax=spans[label], interpolation="nearest")
@@ -148,12 +161,16 @@ def plot_feature_maps(rows, channels=None, ncols=8, title=None, share_scale=Fals
 def plot_stage_distances(history, stages=(0, 1, 2), ax=None):
     """The per-stage feature distance that the feature-distillation methods measure with the test accuracy
     (``feat_dist_i``, :meth:`kd_lab.methods.FeatureKD.epoch_metrics`), against epoch, on a log scale (the
-    distances span orders of magnitude); one History or a list of ``(label, History)``."""
+    distances span orders of magnitude); one History or a list of ``(label, History)``. The dashed line at 1 is
+    the distance of a student whose connected map is all zeros, ‖0 − ReLU(t)‖² / ‖ReLU(t)‖²: below it the
+    student has matched part of the teacher's map, above it it is further off than predicting nothing."""
     keys = [f"feat_dist_{i}" for i in stages]
     fig = plot_epoch_metrics(history, keys, ax=ax, ylabel="‖ReLU(c(s)) − ReLU(t)‖² / ‖ReLU(t)‖² (log scale)",
                              title="Feature distance to the teacher, per stage")
     target = ax if ax is not None else fig.axes[0]
     if target.lines:
+        target.axhline(1.0, color="gray", ls="--", lw=1, label="1: a student map of zeros")
+        target.legend(fontsize=8)
         target.set_yscale("log")
         target.autoscale(axis="y")                   # limits of a log axis, not the linear minimum span
     return fig
@@ -164,14 +181,15 @@ def plot_stage_distances(history, stages=(0, 1, 2), ax=None):
 def plot_feature_view(view, ncols=6):
     """Lesson 04's live view (:meth:`kd_lab.methods.FeatureKD.live_view`): for one test image and each distilled
     stage, three rows of its first ``ncols`` channels — the teacher's target (OFD: after the margin), the
-    student's connector output, and their difference — each row on its own colour scale
+    student's connector output, and their difference — each row on its own colour scale — beside the input image
     (:func:`plot_feature_maps`)."""
-    target = "teacher after the margin" if view["method"].startswith("ofd") else "teacher"
+    target = "teacher\nafter margin" if view["method"].startswith("ofd") else "teacher"
     rows = {}
     for i, maps in view["stages"].items():
-        rows[f"stage {i}: {target}"] = maps["target"]
-        rows[f"stage {i}: student (connector)"] = maps["student"]
-        rows[f"stage {i}: student − target"] = _np(maps["student"]) - _np(maps["target"])
+        rows[f"stage {i}:\n{target}"] = maps["target"]
+        rows[f"stage {i}:\nstudent (conn.)"] = maps["student"]
+        rows[f"stage {i}:\nstudent − target"] = _np(maps["student"]) - _np(maps["target"])
     channels = min(ncols, min(_np(m).shape[0] for m in rows.values()))
-    return plot_feature_maps(rows, ncols=channels, title=f"Live view: the features {view['method']} compares, "
-                                                         f"test image 0 ({view['classes'][view['label']]})")
+    return plot_feature_maps(rows, ncols=channels, image=view.get("image"),
+                             title=f"Live view: the features {view['method']} compares, test image 0 "
+                                   f"({view['classes'][view['label']]})")
