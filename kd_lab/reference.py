@@ -88,6 +88,16 @@ class SweepResults:
                 if _at(p, point) and p["cell_key"] in by_key]
         return self.record(best_on_validation(rows, arms)["arm"], **point)
 
+    def best_over_grid(self, arms, **point) -> dict:
+        """The record with the highest mean **validation** accuracy among ``arms`` over every grid point that
+        matches ``point`` (e.g. an arm's weights ``feature_weight`` at one ``labeled``): a setting chosen on
+        validation, its test accuracy reported, never used to choose. Records without a run are skipped."""
+        arms = [arms] if isinstance(arms, str) else list(arms)
+        found = [r for r in self.records if r["arm"] in arms and _at(r, point) and r["n"]]
+        if not found:
+            raise ValueError(f"{self.spec.name}: no run of the arms {arms} at {point or 'any point'} yet")
+        return max(found, key=lambda r: r["val_mean"])          # max keeps the first of equal values
+
     def reference(self, *arms, **point) -> dict[str, dict[int, float]]:
         """``arm -> {seed: test accuracy in %}`` of ``arms`` at one grid point, the first arm the baseline: the
         bands a :class:`kd_lab.widgets.TrainingPanel` draws (give the panel :meth:`setting` of the same point)."""

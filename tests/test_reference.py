@@ -144,3 +144,18 @@ def test_load_sweeps_reads_each_and_names_what_is_missing(made, tmp_path, capsys
     out = capsys.readouterr().out
     assert loaded["made"].records and "made" in out and "4 runs, 0 cells missing, 2 epochs per run" in out
     assert loaded["absent"] is None and "absent: not run yet" in out
+
+
+def test_a_setting_is_chosen_over_the_grid_on_validation_only():
+    """``best_over_grid``: the arm and grid value with the best mean validation accuracy (never the test's)."""
+    def rec(arm, weight, val, test, n=3):
+        return {"arm": arm, "point": {"labeled": 1000, "feature_weight": weight}, "n": n, "val_mean": val,
+                "acc_mean": test}
+    res = reference.SweepResults(sweep.Spec(name="grid", arms=()), None, [], [
+        rec("kd", 1.0, 90.0, 95.0), rec("ofd+kd", 1.0, 80.0, 99.0), rec("ofd+kd", 3.0, 85.0, 70.0),
+        rec("ofd+kd", 10.0, 99.0, 60.0, n=0), rec("fitnet", 1.0, 84.0, 84.0)], [], False)
+    best = res.best_over_grid(["ofd+kd", "fitnet"], labeled=1000)
+    assert (best["arm"], best["point"]["feature_weight"]) == ("ofd+kd", 3.0)   # a weight never run is skipped
+    assert res.best_over_grid("kd")["arm"] == "kd"
+    with pytest.raises(ValueError, match=r"no run of the arms \['udml'\] at \{'labeled': 1000\} yet"):
+        res.best_over_grid("udml", labeled=1000)
