@@ -182,13 +182,13 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
     full, full_test = load_data(setting.dataset, dev)
     labeled = _labeled_indices(setting, seed, full, train_indices)
     held_out = validation_indices(setting, full)
-    train = full if labeled is None else full.subset(labeled.to(dev))
+    labeled_data = full if labeled is None else full.subset(labeled.to(dev))
     test = _test_view(setting, full_test)
     if cls.needs_teacher and teacher is None:
         teacher = method_teacher(method, setting.dataset, dev, recipe=setting.teacher)
     seed_everything(seed)
-    student = build_model(setting.student, in_channels=train.x.shape[1], num_classes=train.num_classes,
-                          image_size=train.x.shape[-1])
+    student = build_model(setting.student, in_channels=full.x.shape[1], num_classes=full.num_classes,
+                          image_size=full.x.shape[-1])
     m = make_method(method, student, teacher, **options)
     m.held_out = held_out                                # SSLD keeps these out of its unlabeled pool
     train = m.training_set(full, labeled, full_test)     # the labeled images, or more (SSLD)
@@ -197,8 +197,34 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
     h = fit(m, train, test, epochs=epochs, batch_size=setting.batch_size, lr=setting.lr,
             seed=seed, device=dev, eval_every=eval_every, progress=progress, callback=callback,
             callback_every=callback_every, stop=stop, history=history, teacher_cache=cache)
+    stage = m.finetune_stage()
+    if stage is not None and h.status == "finished":
+        _finetune(h, *stage, setting=setting, data=labeled_data, test=test, seed=seed, device=dev,
+                  progress=progress, callback=callback, callback_every=callback_every, stop=stop, cache=cache)
     _measure_validation(m, h, full, held_out, labeled)
     return m, h
+
+
+def _finetune(h: History, stage, steps: int, lr_factor: float, *, setting: Setting, data, test, seed: int, device,
+              progress, callback, callback_every, stop, cache) -> None:
+    """Train the second stage of a method (:meth:`kd_lab.methods.Method.finetune_stage`, SSLD's fine-tune) on
+    ``data``, the labeled images, for ``steps`` optimizer steps at ``lr_factor`` × the setting's learning rate,
+    with a cosine schedule of its own, and append it to ``h``: its steps and epochs follow the main stage's (each
+    epoch record marked ``"stage": "finetune"``), and the last record keeps ``acc_before_finetune``, the test
+    accuracy the main stage ended with, and the main stage's other measurements."""
+    before = h.epochs[-1]
+    epochs = max(1, round(steps / math.ceil(len(data) / setting.batch_size)))
+    h2 = fit(stage, data, test, epochs=epochs, batch_size=setting.batch_size, lr=setting.lr * lr_factor, seed=seed,
+             device=device, eval_every=epochs, progress=progress, callback=callback, callback_every=callback_every,
+             stop=stop, teacher_cache=cache if stage.teacher_outputs else None)
+    offset, wall = before["epoch"], before["wall_s"]
+    h.steps += [{**r, "step": len(h.steps) + i + 1, "epoch": r["epoch"] + offset} for i, r in enumerate(h2.steps)]
+    for e in h2.epochs:
+        h.epochs.append({**e, "epoch": e["epoch"] + offset, "wall_s": e["wall_s"] + wall, "stage": "finetune"})
+    kept = {k: v for k, v in before.items() if k not in h.epochs[-1] and k != "val_acc"}
+    h.epochs[-1].update(kept, acc_before_finetune=before["test_acc"])
+    h.config["finetune_stage"] = {"method": stage.name, "epochs": epochs, "steps": len(h2.steps), "lr": setting.lr * lr_factor}
+    h.status, h.error = h2.status, h2.error
 
 
 def _measure_validation(m, h: History, full, held_out: torch.Tensor, labeled) -> None:

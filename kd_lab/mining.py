@@ -9,8 +9,11 @@ ImageNet validation set); here exact duplicates, by the SHA-1 of each image's by
 * :func:`duplicates` — which pool images equal a reference image (the test split) or an earlier pool image;
 * :func:`teacher_probabilities` — the teacher's softmax over a pool, in batches, eval mode, no gradient;
 * :func:`top_k_per_class` — the mining rule on those probabilities, with seeded tie-breaking;
-* :func:`mine` — both, on a pool of images; :func:`label_precision` — how often the kept teacher labels
-  are right, from labels the mining never saw.
+* :func:`top_k_global` and :func:`random_k` — the two controls a selection rule is measured against at the same
+  pool size: the most confident images regardless of class, and images drawn at random;
+* :func:`mine` — one of the rules (:data:`RULES`), on a pool of images; :func:`label_precision` — how often the
+  kept teacher labels are right, from labels the mining never saw; :func:`class_balance` — how even the kept
+  classes are.
 
 The pool's labels are never read by any of these functions except :func:`label_precision`.
 """
@@ -24,8 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["Mined", "image_hashes", "duplicates", "teacher_probabilities", "top_k_per_class", "mine",
-           "label_precision"]
+__all__ = ["Mined", "RULES", "image_hashes", "duplicates", "teacher_probabilities", "top_k_per_class", "top_k_global",
+           "random_k", "mine", "label_precision", "class_balance"]
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Mined:
     kept: torch.Tensor          # (K,) images kept per class: min(k, available)
     k: int
     seed: int
+    rule: str = "per_class"     # the selection rule (:data:`RULES`); k counts per class only for "per_class"
 
     @property
     def kept_mask(self) -> torch.Tensor:
@@ -50,7 +54,9 @@ class Mined:
 
     @property
     def short_classes(self) -> list[int]:
-        """Classes with fewer than ``k`` candidates in the pool (all of them were kept)."""
+        """Classes with fewer than ``k`` candidates in the pool (all of them were kept); per-class mining only."""
+        if self.rule != "per_class":
+            return []
         return [c for c, n in enumerate(self.available.tolist()) if n < self.k]
 
 
@@ -107,13 +113,13 @@ def teacher_probabilities(teacher: nn.Module, data, batch_size: int = 1000) -> t
     return probs.clone()
 
 
-def _check_k(k) -> None:
+def _check_k(k, what: str = "k (images kept per class)") -> None:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
-        raise ValueError(f"k (images kept per class) must be a positive integer, got {k!r}")
+        raise ValueError(f"{what} must be a positive integer, got {k!r}")
 
 
-def _check_mining_args(probs: torch.Tensor, k, seed) -> None:
-    _check_k(k)
+def _check_mining_args(probs: torch.Tensor, k, seed, what: str = "k (images kept per class)") -> None:
+    _check_k(k, what)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if not isinstance(probs, torch.Tensor) or probs.dim() != 2 or probs.shape[1] == 0:
@@ -127,21 +133,61 @@ def top_k_per_class(probs: torch.Tensor, k: int, seed: int = 0) -> Mined:
     where the class has fewer). Equal confidences are ordered by a permutation seeded with ``seed``."""
     _check_mining_args(probs, k, seed)
     probs = probs.detach().float().cpu()
-    confidence, predicted = probs.max(dim=1)                                             # (N,), (N,)
-    order = torch.randperm(len(probs), generator=torch.Generator().manual_seed(int(seed)))   # seeded ties
-    ranked = order[torch.sort(confidence[order], descending=True, stable=True).indices]   # most confident first
+    confidence, predicted, ranked = _ranked(probs, seed)                # (N,), (N,), most confident first
     chosen = [ranked[predicted[ranked] == c][:k] for c in range(probs.shape[1])]
-    available = torch.bincount(predicted, minlength=probs.shape[1])
-    indices = torch.cat(chosen)
-    return Mined(indices, predicted[indices], predicted, confidence, available,
-                 torch.tensor([len(c) for c in chosen]), int(k), int(seed))
+    return _kept_in(probs, torch.cat(chosen), predicted, confidence, k, seed, "per_class")
 
 
-def mine(teacher: nn.Module, pool, k: int, seed: int = 0, batch_size: int = 1000) -> Mined:
-    """Predict every image of ``pool`` (:class:`kd_lab.data.ImageData`) with ``teacher`` and keep the top ``k``
-    per predicted class (:func:`top_k_per_class`). ``pool.y`` is not read."""
+def _ranked(probs: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(confidence (N,), predicted (N,), pool indices most confident first, equal confidences in a seeded order)."""
+    confidence, predicted = probs.max(dim=1)
+    order = torch.randperm(len(probs), generator=torch.Generator().manual_seed(int(seed)))
+    return confidence, predicted, order[torch.sort(confidence[order], descending=True, stable=True).indices]
+
+
+def top_k_global(probs: torch.Tensor, n: int, seed: int = 0) -> Mined:
+    """The ``n`` images of the whole pool the teacher is most confident about, whatever class it predicts (a
+    control for :func:`top_k_per_class` at the same size: confidence without the class balance). Equal
+    confidences are ordered by a permutation seeded with ``seed``."""
+    _check_mining_args(probs, n, seed, "n (images kept)")
+    probs = probs.detach().float().cpu()
+    confidence, predicted, ranked = _ranked(probs, seed)
+    return _kept_in(probs, ranked[:n], predicted, confidence, n, seed, "global")
+
+
+def random_k(probs: torch.Tensor, n: int, seed: int = 0) -> Mined:
+    """``n`` images of the pool drawn uniformly at random with a generator seeded with ``seed`` (the control for
+    any confidence rule at the same size); they carry the teacher's labels, but its confidence chooses nothing."""
+    _check_mining_args(probs, n, seed, "n (images kept)")
+    probs = probs.detach().float().cpu()
+    confidence, predicted = probs.max(dim=1)
+    drawn = torch.randperm(len(probs), generator=torch.Generator().manual_seed(int(seed)))[:n]
+    return _kept_in(probs, drawn, predicted, confidence, n, seed, "random")
+
+
+def _kept_in(probs, indices, predicted, confidence, n, seed, rule) -> Mined:
+    classes = probs.shape[1]
+    return Mined(indices, predicted[indices], predicted, confidence, torch.bincount(predicted, minlength=classes),
+                 torch.bincount(predicted[indices], minlength=classes), int(n), int(seed), rule)
+
+
+RULES = {"per_class": "the top k per class the teacher predicts (SSLD's rule)",
+         "global": "the k × classes most confident images, whatever their class",
+         "random": "k × classes images at random"}
+
+
+def mine(teacher: nn.Module, pool, k: int, seed: int = 0, batch_size: int = 1000, rule: str = "per_class") -> Mined:
+    """Predict every image of ``pool`` (:class:`kd_lab.data.ImageData`) with ``teacher`` and keep images by
+    ``rule``: ``"per_class"`` the top ``k`` per predicted class (:func:`top_k_per_class`), ``"global"`` the
+    ``k × classes`` most confident (:func:`top_k_global`), ``"random"`` ``k × classes`` at random
+    (:func:`random_k`) — the same size for every rule where no class runs short. ``pool.y`` is not read."""
     _check_k(k)
-    return top_k_per_class(teacher_probabilities(teacher, pool, batch_size), k, seed)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {list(RULES)}, got {rule!r}")
+    probs = teacher_probabilities(teacher, pool, batch_size)
+    if rule == "per_class":
+        return top_k_per_class(probs, k, seed)
+    return (top_k_global if rule == "global" else random_k)(probs, k * probs.shape[1], seed)
 
 
 def label_precision(mined: Mined, true_labels: torch.Tensor) -> dict:
@@ -160,3 +206,12 @@ def label_precision(mined: Mined, true_labels: torch.Tensor) -> dict:
     overall = float(right.mean()) if len(right) else float("nan")
     return {"overall": overall, "per_class": per_class.tolist(), "right_per_class": hits.long().tolist(),
             "right": int(right.sum()), "kept": len(right)}
+
+
+def class_balance(mined: Mined) -> float:
+    """How even the kept images' teacher labels are: the smallest class's count over the mean count (1: every
+    class equally often; 0: a class missing). NaN when nothing was kept."""
+    if len(mined.indices) == 0:
+        return float("nan")
+    counts = mined.kept.float()
+    return float(counts.min() / counts.mean())

@@ -2,6 +2,7 @@
 method, the step budget, its plots, widget knobs, exercises and command line."""
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -171,6 +172,40 @@ def test_mining_keeps_exactly_k_per_class_where_the_pool_allows():
         assert torch.all(kept[:-1] >= kept[1:])                                  # most confident first
 
 
+def test_the_controls_keep_the_most_confident_overall_or_a_seeded_random_draw():
+    probs, labels = probs_with_counts([50, 30, 12, 0])
+    top = mining.top_k_global(probs, 40, seed=0)
+    assert len(top.indices) == 40 and top.rule == "global" and top.short_classes == []
+    rest = torch.ones(len(probs), dtype=torch.bool)
+    rest[top.indices] = False
+    assert top.confidence[top.indices].min() > top.confidence[rest].max()        # the 40 most confident overall
+    assert top.kept.tolist() == torch.bincount(labels[top.indices], minlength=4).tolist()
+    drawn = mining.random_k(probs, 40, seed=2)
+    assert len(set(drawn.indices.tolist())) == 40 and drawn.rule == "random"
+    assert torch.equal(drawn.indices, mining.random_k(probs, 40, seed=2).indices)
+    assert not torch.equal(drawn.indices, mining.random_k(probs, 40, seed=3).indices)
+    assert torch.equal(drawn.labels, labels[drawn.indices])                     # the teacher's labels
+    with pytest.raises(ValueError, match=r"n \(images kept\) must be a positive integer, got 0"):
+        mining.random_k(probs, 0)
+
+
+def test_class_balance_is_the_rarest_kept_class_over_the_mean():
+    probs, _ = probs_with_counts([50, 30, 12])
+    assert mining.class_balance(mining.top_k_per_class(probs, 10)) == 1.0
+    assert mining.class_balance(mining.top_k_per_class(probs, 20)) == pytest.approx(12 / (52 / 3))
+    empty = mining.random_k(probs, 1)
+    empty.indices, empty.kept = empty.indices[:0], torch.zeros(3, dtype=torch.long)
+    assert math.isnan(mining.class_balance(empty))
+
+
+def test_mine_applies_a_rule_at_the_same_size(small, mlp_teacher):
+    train, _ = small
+    sizes = {rule: len(mining.mine(mlp_teacher, train, 3, rule=rule).indices) for rule in mining.RULES}
+    assert sizes["global"] == sizes["random"] == 30 and sizes["per_class"] <= 30
+    with pytest.raises(ValueError, match=r"rule must be one of \['per_class', 'global', 'random'\], got 'best'"):
+        mining.mine(mlp_teacher, train, 3, rule="best")
+
+
 def test_mining_is_reproducible_and_breaks_ties_by_the_seed():
     probs, labels = probs_with_counts([40, 40, 40], confidence=0.8)              # every confidence ties
     a, b = mining.top_k_per_class(probs, 10, seed=3), mining.top_k_per_class(probs, 10, seed=3)
@@ -239,14 +274,19 @@ def test_label_precision_counts_right_teacher_labels():
 def test_registered_with_its_options():
     assert METHODS["ssld"] is SSLD and SSLD.needs_teacher
     assert method_options("ssld") == {"temperature": 1.0, "unlabeled": "mined", "top_k": 1000, "pool_size": None,
-                                      "objective": "ssld"}
+                                      "objective": "ssld", "finetune": "none", "finetune_steps": 100,
+                                      "finetune_lr": 0.01}
 
 
 @pytest.mark.parametrize("options,message", [({"unlabeled": "some"}, "unlabeled must be one of"),
                                              ({"objective": "ce"}, "objective must be one of"),
                                              ({"top_k": 0}, "top_k must be a positive integer, got 0"),
                                              ({"pool_size": -1}, "pool_size must be a positive integer or None"),
-                                             ({"temperature": 0}, "temperature must be > 0")])
+                                             ({"temperature": 0}, "temperature must be > 0"),
+                                             ({"finetune": "kd"}, r"finetune must be one of \('none', 'distill', 'ce'\)"),
+                                             ({"finetune_steps": 0}, "finetune_steps must be a positive integer, got 0"),
+                                             ({"finetune_lr": 0.0}, r"finetune_lr \(a fraction of the main run's "
+                                                                    r"learning rate\) must be in \(0, 1\], got 0.0")])
 def test_bad_options(mlp_teacher, options, message):
     with pytest.raises(ValueError, match=message):
         make_method("ssld", build_model("student"), mlp_teacher, **options)
@@ -282,7 +322,7 @@ def test_loss_and_gradient_ignore_the_labels(small, mlp_teacher):
     assert all(p.grad is None for p in mlp_teacher.parameters())
 
 
-@pytest.mark.parametrize("unlabeled", ["mined", "all"])
+@pytest.mark.parametrize("unlabeled", ["mined", "global", "random", "all"])
 def test_scrambling_the_hidden_labels_changes_nothing(fashion, mlp_teacher, unlabeled):
     train, test = fashion
     y = train.y.clone()
@@ -294,7 +334,28 @@ def test_scrambling_the_hidden_labels_changes_nothing(fashion, mlp_teacher, unla
     b = ssld(mlp_teacher, unlabeled=unlabeled, top_k=100, pool_size=4000).training_set(scrambled, labeled, test)
     assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
     torch.testing.assert_close(a.y[:200], train.y[labeled])                      # L keeps its true labels
-    assert len(a) == 200 + (int(m.mined.kept.sum()) if unlabeled == "mined" else 4000)
+    assert len(a) == 200 + (int(m.mined.kept.sum()) if unlabeled != "all" else 4000)
+
+
+def test_the_selection_rules_keep_pools_of_one_size_and_measure_them(fashion, mlp_teacher):
+    """mined (top k per class), global (top k·C) and random (k·C) keep the same number of unlabeled images; the
+    hidden labels only measure them: how often the teacher's label is right, and how even its classes are."""
+    train, test = fashion
+    labeled, sizes, report = torch.arange(0, 20000, 100), {}, {}
+    for rule in ("mined", "global", "random"):
+        m = ssld(mlp_teacher, unlabeled=rule, top_k=50, pool_size=4000)
+        data = m.training_set(train, labeled, test)
+        sizes[rule], report[rule] = len(data) - 200, m.epoch_metrics(test)
+        pool = data.y[200:]                                                       # the teacher's labels
+        hidden = train.y[m.unlabeled_pool(train, labeled, test)][m.mined.indices]
+        assert report[rule]["pool_precision"] == pytest.approx(float((pool.cpu() == hidden.cpu()).float().mean()))
+        counts = torch.bincount(pool.cpu(), minlength=10).float()
+        assert report[rule]["pool_balance"] == pytest.approx(float(counts.min() / counts.mean()))
+        assert m.mined.rule == {"mined": "per_class"}.get(rule, rule)
+    assert sizes["global"] == sizes["random"] == 500                              # k × classes
+    assert sizes["mined"] <= 500                                                  # fewer where a class runs short
+    assert report["mined"]["pool_balance"] >= report["random"]["pool_balance"]
+    assert ssld(mlp_teacher, unlabeled="none").epoch_metrics(test) == {}        # no unlabeled image, nothing to measure
 
 
 def test_no_unlabeled_image_left_warns_and_trains_on_the_labeled_images(fashion, mlp_teacher):
@@ -319,6 +380,37 @@ def test_run_through_the_generic_path(mlp_teacher):
     assert h.config["top_k"] == 30 and m.pool_report["pool_used"] == 1000 and 0 <= h.test_acc <= 1
     per_epoch = -(-size // 50)
     assert h.config["epochs"] == max(1, round(12 / per_epoch)) and len(h.steps) == h.config["epochs"] * per_epoch
+
+
+@pytest.mark.parametrize("finetune", ["distill", "ce"])
+def test_the_finetune_stage_trains_on_the_labeled_images_after_the_main_one(mlp_teacher, finetune):
+    """PaddleClas's last SSLD step: after the main stage, a stage on L alone (the label-free loss, or CE) at a
+    fraction of the learning rate, appended to the same History; the final accuracy is the fine-tuned one."""
+    setting = Setting(labeled=100, labeled_from=20000, steps=12, batch_size=50, test_size=200)
+    m, h = train_method("ssld", setting, seed=0, teacher=mlp_teacher, top_k=30, pool_size=1000, finetune=finetune,
+                        finetune_steps=4, finetune_lr=0.1, **QUIET)
+    main = [e for e in h.epochs if e.get("stage") != "finetune"]
+    tuned = [e for e in h.epochs if e.get("stage") == "finetune"]
+    assert h.status == "finished" and len(tuned) == 2 and [e["epoch"] for e in tuned] == [main[-1]["epoch"] + 1,
+                                                                                          main[-1]["epoch"] + 2]
+    assert h.config["finetune_stage"]["lr"] == pytest.approx(0.1 * setting.lr) and h.config["finetune_stage"]["steps"] == 4
+    ft_steps = h.steps[-4:]
+    assert [r["step"] for r in h.steps] == list(range(1, len(h.steps) + 1))
+    assert list(ft_steps[0]) == ["step", "epoch", "total", "ssld" if finetune == "distill" else "ce", "lr"]
+    assert 0.5 * 0.1 * setting.lr < ft_steps[0]["lr"] < 0.1 * setting.lr        # a cosine schedule of its own,
+    assert h.steps[-5]["lr"] < 1e-3 * setting.lr                                 # after the main one's ended
+    last = h.epochs[-1]
+    assert last["acc_before_finetune"] == main[-1]["test_acc"] and h.test_acc == last["test_acc"]
+    assert last["pool_precision"] == main[-1]["pool_precision"]                  # the main stage's measurements
+    assert "val_acc" in last and last["val_acc"] == pytest.approx(
+        ex.validation_accuracy(h)) and 0 <= h.test_acc <= 1
+
+
+def test_no_finetune_is_one_stage(mlp_teacher):
+    setting = Setting(labeled=100, labeled_from=20000, steps=12, batch_size=50, test_size=200)
+    m, h = train_method("ssld", setting, seed=0, teacher=mlp_teacher, top_k=30, pool_size=1000, **QUIET)
+    assert m.finetune_stage() is None and "finetune_stage" not in h.config and h.config["finetune"] == "none"
+    assert all("stage" not in e and "acc_before_finetune" not in e for e in h.epochs)
 
 
 # ------------------------------------------------------------------------------- setting: budget and L

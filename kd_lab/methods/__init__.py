@@ -31,7 +31,7 @@ from ._base import (
                     unregister,
 )
 from .feature import OFD, OFDKD, UDML, FeatureKD, FitNet, parse_stages  # lesson 04
-from .label_free import SSLD, SSLD_OBJECTIVES, SSLD_UNLABELED  # lesson 02
+from .label_free import SSLD, SSLD_FINETUNES, SSLD_OBJECTIVES, SSLD_UNLABELED  # lesson 02
 from .mutual import DML, DML_MODES  # lesson 03
 from .relation import KDRKD, RKD, RKDAngle, RKDDistance  # lesson 05
 from .response import DKD, KD, Scratch  # lesson 01 (importing a family registers its methods)
@@ -39,4 +39,5 @@ from .response import DKD, KD, Scratch  # lesson 01 (importing a family register
 __all__ = ["Method", "Knob", "KNOB_SCALES", "MethodInfo", "METHODS", "register", "register_preset", "unregister",
            "preset", "method_names", "method_info", "method_options", "check_options", "make_method",
            "Scratch", "KD", "DKD", "SSLD", "DML", "FeatureKD", "FitNet", "OFD", "OFDKD", "UDML", "RKD",
-           "RKDDistance", "RKDAngle", "KDRKD", "parse_stages", "DML_MODES", "SSLD_UNLABELED", "SSLD_OBJECTIVES"]
+           "RKDDistance", "RKDAngle", "KDRKD", "parse_stages", "DML_MODES", "SSLD_UNLABELED", "SSLD_OBJECTIVES",
+           "SSLD_FINETUNES"]

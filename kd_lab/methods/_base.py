@@ -103,6 +103,13 @@ class Method(nn.Module):
         """Extra numbers for the epoch record, computed on ``test`` when accuracy is measured (default none)."""
         return {}
 
+    def finetune_stage(self):
+        """A second training stage on the labeled images only, after the main one (SSLD's fine-tune):
+        ``(method, steps, lr_factor)`` — the :class:`Method` to train (on the same student), its optimizer steps and
+        its learning rate as a fraction of the main run's — or None (the default: one stage).
+        :func:`kd_lab.experiments.train_method` runs it."""
+        return None
+
     def live_view(self, test) -> dict | None:
         """One non-scalar view of what the method transfers, on the first images of ``test``, student beside
         teacher (or peer): a dict whose ``"kind"`` names its plot in :func:`kd_lab.viz.plot_live_view`.

@@ -1,7 +1,8 @@
 """Label-free distillation (lesson 02): the student learns from the teacher's outputs only.
 
 * :class:`SSLD` — Simple Semi-supervised Label Distillation: a symmetric KL to the teacher on the labeled
-  images plus unlabeled images the teacher has never seen, mined by the teacher's confidence.
+  images plus unlabeled images the teacher has never seen, mined by the teacher's confidence, and a fine-tune on
+  the labeled images at the end.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from .. import losses, recipes
 from ._base import Knob, Method, _check_temperature, register
 from .response import TEMPERATURE_KNOB
 
-__all__ = ["SSLD", "SSLD_UNLABELED", "SSLD_OBJECTIVES"]
+__all__ = ["SSLD", "SSLD_UNLABELED", "SSLD_OBJECTIVES", "SSLD_FINETUNES"]
 
-SSLD_UNLABELED = ("mined", "all", "none")
+SSLD_UNLABELED = ("mined", "global", "random", "all", "none")
 SSLD_OBJECTIVES = ("ssld", "kd")
+SSLD_FINETUNES = ("none", "distill", "ce")
+_RULES = {"mined": "per_class", "global": "global", "random": "random"}     # unlabeled -> kd_lab.mining rule
 LIVE_POOL = 500                         # unlabeled images the live view shows
 
 
@@ -30,10 +33,18 @@ class SSLD(Method):
 
     U is every training image the teacher was not trained on and that is not in L nor in the validation split
     (``held_out``), less exact duplicates of a test image (and repeats within U). ``unlabeled``: ``"mined"``
-    keeps the ``top_k`` images per class the teacher is most confident about (:func:`kd_lab.mining.mine`),
-    ``"all"`` keeps U, ``"none"`` trains on L only. ``pool_size`` uses only the first N images of U. The labels
-    of U are never used: its images carry the teacher's labels (for the trainer's train-accuracy probe only; the
-    loss reads no label).
+    keeps the ``top_k`` images per class the teacher is most confident about (:func:`kd_lab.mining.mine`), the
+    controls at the same size ``"global"`` the ``top_k × classes`` most confident whatever their class and
+    ``"random"`` as many at random; ``"all"`` keeps U, ``"none"`` trains on L only. ``pool_size`` uses only the
+    first N images of U. The labels of U are never used to train: its images carry the teacher's labels (for the
+    trainer's train-accuracy probe only; the loss reads no label); their hidden labels only measure the chosen
+    images (``pool_precision``, how often the teacher's label is right; ``pool_balance``, the rarest teacher
+    label's count over the mean, :func:`kd_lab.mining.class_balance`), reported by :meth:`epoch_metrics`.
+
+    ``finetune``: the last step of PaddleClas's SSLD, a second stage on L alone after the main one
+    (:meth:`finetune_stage`): ``"distill"`` with the same label-free loss (PaddleClas's way, at about a hundredth
+    of the learning rate), ``"ce"`` with cross-entropy on the labels, for ``finetune_steps`` optimizer steps at
+    ``finetune_lr`` times the main run's learning rate; ``"none"``: no second stage.
     The teacher must not have seen U: by default it is the zoo's ``first20k`` teacher (training images
     0..19,999). U is derived from the recipe of the teacher passed in (``teacher.zoo_info["recipe"]``, set by
     :func:`kd_lab.zoo.get_teacher`; the default recipe's split otherwise), so it never holds an image the teacher
@@ -46,25 +57,46 @@ class SSLD(Method):
     held_out = None                         # indices of the validation split (set by kd_lab.experiments): not in U
 
     def __init__(self, student, teacher=None, temperature: float = 1.0, unlabeled: str = "mined",
-                 top_k: int = 1000, pool_size: int | None = None, objective: str = "ssld"):
+                 top_k: int = 1000, pool_size: int | None = None, objective: str = "ssld", finetune: str = "none",
+                 finetune_steps: int = 100, finetune_lr: float = 0.01):
         super().__init__(student, teacher)
-        if unlabeled not in SSLD_UNLABELED:
-            raise ValueError(f"unlabeled must be one of {SSLD_UNLABELED}, got {unlabeled!r}")
-        if objective not in SSLD_OBJECTIVES:
-            raise ValueError(f"objective must be one of {SSLD_OBJECTIVES}, got {objective!r}")
-        for name, value, none_ok in (("top_k", top_k, False), ("pool_size", pool_size, True)):
+        for name, value, allowed in (("unlabeled", unlabeled, SSLD_UNLABELED), ("objective", objective, SSLD_OBJECTIVES),
+                                     ("finetune", finetune, SSLD_FINETUNES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        for name, value, none_ok in (("top_k", top_k, False), ("pool_size", pool_size, True),
+                                     ("finetune_steps", finetune_steps, False)):
             positive = not isinstance(value, bool) and isinstance(value, int) and value > 0
             if not (positive or (value is None and none_ok)):
                 raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}, got {value!r}")
+        if isinstance(finetune_lr, bool) or not isinstance(finetune_lr, (int, float)) or not 0 < finetune_lr <= 1:
+            raise ValueError(f"finetune_lr (a fraction of the main run's learning rate) must be in (0, 1], "
+                             f"got {finetune_lr!r}")
         self.temperature = _check_temperature(temperature)
         self.unlabeled, self.top_k, self.pool_size, self.objective = unlabeled, top_k, pool_size, objective
+        self.finetune, self.finetune_steps, self.finetune_lr = finetune, finetune_steps, float(finetune_lr)
         self.pool_report: dict = {}
         self.mined = None
         self.live_pool = None           # (ImageData of unlabeled images trained on, their teacher labels): live view
 
     def options(self):
         return {"temperature": self.temperature, "unlabeled": self.unlabeled, "top_k": self.top_k,
-                "pool_size": self.pool_size, "objective": self.objective}
+                "pool_size": self.pool_size, "objective": self.objective, "finetune": self.finetune,
+                "finetune_steps": self.finetune_steps, "finetune_lr": self.finetune_lr}
+
+    def finetune_stage(self):
+        """PaddleClas's last SSLD step, on the labeled images only: ``"distill"`` the same label-free loss (an SSLD of
+        L alone, the same objective and temperature), ``"ce"`` cross-entropy (:class:`kd_lab.methods.Scratch`);
+        ``(method, finetune_steps, finetune_lr)``, or None for ``finetune="none"``."""
+        if self.finetune == "none":
+            return None
+        if self.finetune == "ce":
+            from .response import Scratch
+            stage = Scratch(self.student)
+        else:
+            stage = SSLD(self.student, self.teacher, self.temperature, unlabeled="none", objective=self.objective)
+        stage.name = f"{self.name} fine-tune ({self.finetune})"
+        return stage, self.finetune_steps, self.finetune_lr
 
     def teacher_indices(self, train) -> torch.Tensor:
         """The training images the teacher was trained on, from its zoo recipe (the default recipe's otherwise)."""
@@ -110,7 +142,12 @@ class SSLD(Method):
         self.live_pool = (train.subset(shown), teacher_labels[spread].cpu())
         idx = torch.cat([lab, pool[chosen]]).to(train.device)
         y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])
-        self.pool_report["unlabeled_used"] = len(chosen)
+        hidden = train.y[pool[chosen].to(train.device)].cpu()         # only to measure the chosen images
+        counts = torch.bincount(teacher_labels.cpu(), minlength=train.num_classes).float()
+        self.pool_report.update(unlabeled_used=len(chosen),
+                                precision=float((teacher_labels.cpu() == hidden).float().mean()) if len(chosen)
+                                else float("nan"),
+                                balance=float(counts.min() / counts.mean()) if len(chosen) else float("nan"))
         return replace(train.subset(idx), y=y)
 
     def _choose(self, pool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,10 +155,17 @@ class SSLD(Method):
         from ..mining import mine, teacher_probabilities
         if len(pool) == 0:
             return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
-        if self.unlabeled == "mined":
-            self.mined = mine(self.teacher, pool, self.top_k)
+        if self.unlabeled in _RULES:
+            self.mined = mine(self.teacher, pool, self.top_k, rule=_RULES[self.unlabeled])
             return self.mined.indices, self.mined.labels
         return torch.arange(len(pool)), teacher_probabilities(self.teacher, pool).argmax(dim=1)
+
+    def epoch_metrics(self, test) -> dict[str, float]:
+        """``pool_precision`` and ``pool_balance`` of the unlabeled images trained on (class docstring); none
+        without them."""
+        if "precision" not in self.pool_report or not self.pool_report.get("unlabeled_used"):
+            return {}
+        return {"pool_precision": self.pool_report["precision"], "pool_balance": self.pool_report["balance"]}
 
     def live_view(self, test):
         """Lesson 02's live view: on the first ``LIVE_POOL`` unlabeled images trained on, the teacher's pseudo-labels,
