@@ -223,7 +223,8 @@ def _finetune(h: History, stage, steps: int, lr_factor: float, *, setting: Setti
         h.epochs.append({**e, "epoch": e["epoch"] + offset, "wall_s": e["wall_s"] + wall, "stage": "finetune"})
     kept = {k: v for k, v in before.items() if k not in h.epochs[-1] and k != "val_acc"}
     h.epochs[-1].update(kept, acc_before_finetune=before["test_acc"])
-    h.config["finetune_stage"] = {"method": stage.name, "epochs": epochs, "steps": len(h2.steps), "lr": setting.lr * lr_factor}
+    h.config["finetune_stage"] = {"method": stage.name, "epochs": epochs, "steps": len(h2.steps),
+                                  "lr": setting.lr * lr_factor}
     h.status, h.error = h2.status, h2.error
 
 

@@ -706,7 +706,8 @@ def test_check_mask_by_hand_explains_each_wrong_case(capsys):
     assert exercises.check_mask_by_hand(tuple(truth)) and "all 4 right" in capsys.readouterr().out
     assert not exercises.check_mask_by_hand([True, False, True, False])
     out = capsys.readouterr().out
-    assert "2 of 4 wrong" in out and "(-0.2, -0.5): the loss counts" in out and "(-1.0, -0.5): the loss is skipped" in out
+    assert "2 of 4 wrong" in out and "(-0.2, -0.5): the loss counts" in out
+    assert "(-1.0, -0.5): the loss is skipped" in out
     for bad, hint in [(None, "decide first"), ([True] * 3, "give 4 True/False values"),
                       ([1, 1, 0, 0], "give 4 True/False values"), ("TTFF", "give 4 True/False values")]:
         assert not exercises.check_mask_by_hand(bad)

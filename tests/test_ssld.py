@@ -278,15 +278,16 @@ def test_registered_with_its_options():
                                       "finetune_lr": 0.01}
 
 
-@pytest.mark.parametrize("options,message", [({"unlabeled": "some"}, "unlabeled must be one of"),
-                                             ({"objective": "ce"}, "objective must be one of"),
-                                             ({"top_k": 0}, "top_k must be a positive integer, got 0"),
-                                             ({"pool_size": -1}, "pool_size must be a positive integer or None"),
-                                             ({"temperature": 0}, "temperature must be > 0"),
-                                             ({"finetune": "kd"}, r"finetune must be one of \('none', 'distill', 'ce'\)"),
-                                             ({"finetune_steps": 0}, "finetune_steps must be a positive integer, got 0"),
-                                             ({"finetune_lr": 0.0}, r"finetune_lr \(a fraction of the main run's "
-                                                                    r"learning rate\) must be in \(0, 1\], got 0.0")])
+@pytest.mark.parametrize("options,message", [
+    ({"unlabeled": "some"}, "unlabeled must be one of"),
+    ({"objective": "ce"}, "objective must be one of"),
+    ({"top_k": 0}, "top_k must be a positive integer, got 0"),
+    ({"pool_size": -1}, "pool_size must be a positive integer or None"),
+    ({"temperature": 0}, "temperature must be > 0"),
+    ({"finetune": "kd"}, r"finetune must be one of \('none', 'distill', 'ce'\)"),
+    ({"finetune_steps": 0}, "finetune_steps must be a positive integer, got 0"),
+    ({"finetune_lr": 0.0}, r"finetune_lr \(a fraction of the main run's learning rate\) must be in \(0, 1\], got 0.0"),
+])
 def test_bad_options(mlp_teacher, options, message):
     with pytest.raises(ValueError, match=message):
         make_method("ssld", build_model("student"), mlp_teacher, **options)
@@ -391,9 +392,10 @@ def test_the_finetune_stage_trains_on_the_labeled_images_after_the_main_one(mlp_
                         finetune_steps=4, finetune_lr=0.1, **QUIET)
     main = [e for e in h.epochs if e.get("stage") != "finetune"]
     tuned = [e for e in h.epochs if e.get("stage") == "finetune"]
-    assert h.status == "finished" and len(tuned) == 2 and [e["epoch"] for e in tuned] == [main[-1]["epoch"] + 1,
-                                                                                          main[-1]["epoch"] + 2]
-    assert h.config["finetune_stage"]["lr"] == pytest.approx(0.1 * setting.lr) and h.config["finetune_stage"]["steps"] == 4
+    assert h.status == "finished" and len(tuned) == 2
+    assert [e["epoch"] for e in tuned] == [main[-1]["epoch"] + 1, main[-1]["epoch"] + 2]
+    stage = h.config["finetune_stage"]
+    assert stage["lr"] == pytest.approx(0.1 * setting.lr) and stage["steps"] == 4
     ft_steps = h.steps[-4:]
     assert [r["step"] for r in h.steps] == list(range(1, len(h.steps) + 1))
     assert list(ft_steps[0]) == ["step", "epoch", "total", "ssld" if finetune == "distill" else "ce", "lr"]

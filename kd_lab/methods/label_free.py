@@ -60,8 +60,8 @@ class SSLD(Method):
                  top_k: int = 1000, pool_size: int | None = None, objective: str = "ssld", finetune: str = "none",
                  finetune_steps: int = 100, finetune_lr: float = 0.01):
         super().__init__(student, teacher)
-        for name, value, allowed in (("unlabeled", unlabeled, SSLD_UNLABELED), ("objective", objective, SSLD_OBJECTIVES),
-                                     ("finetune", finetune, SSLD_FINETUNES)):
+        for name, value, allowed in (("unlabeled", unlabeled, SSLD_UNLABELED), ("finetune", finetune, SSLD_FINETUNES),
+                                     ("objective", objective, SSLD_OBJECTIVES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         for name, value, none_ok in (("top_k", top_k, False), ("pool_size", pool_size, True),
