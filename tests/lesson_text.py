@@ -62,3 +62,21 @@ def typed_numbers(text: str, allowed=(), quote=None) -> list[str]:
     """Each digit-bearing word left after :func:`scrub`, with its line."""
     return [f"{word!r} in: {line.strip()}" for line in scrub(text, allowed, quote).splitlines()
             for word in re.findall(r"\S*[0-9]\S*", line)]
+
+
+def text_and_code(path: Path) -> tuple[str, str]:
+    """The whole Markdown file with its whitespace collapsed, and the source of its code cells."""
+    return (" ".join(path.read_text().split()),
+            "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code"))
+
+
+def assert_reads_its_sweeps(path: Path, specs) -> None:
+    """A reference-mode lesson names each of its sweeps' spec files (which exist, each with a committed results
+    file), loads them with ``load_sweeps``, says how to re-run them, and says that its numbers are printed."""
+    repo = path.resolve().parents[1]
+    text, code = text_and_code(path)
+    for spec in specs:
+        assert f'"{spec}"' in code and (repo / "experiments" / f"{spec}.toml").exists(), spec
+        assert (repo / "results" / f"{spec.replace('_', '-')}.csv").exists(), spec
+    assert "Every number in this lesson's text is printed by a cell" in text
+    assert "load_sweeps(SPECS)" in code and "live_mode()" in code and "KD_LAB_LIVE=1 make lab" in text

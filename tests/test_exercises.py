@@ -237,7 +237,8 @@ EXERCISE_FAMILIES = {   # module of kd_lab.exercises -> (its lesson, its public 
                                "check_prediction"}),
     "label_free": ("lesson 02", {"check_mining", "check_gt_term", "GT_TERM_CHOICES"}),
     "mutual": ("lesson 03", {"check_dml_loss", "check_detach", "DETACH_CHOICES", "check_calibration_error"}),
-    "feature": ("lesson 04", {"check_margin_value", "MASK_QUESTIONS", "check_mask_by_hand", "check_worst_change"}),
+    "feature": ("lesson 04", {"check_margin_value", "MASK_QUESTIONS", "check_mask_by_hand", "check_worst_change",
+                              "check_ofd_margin", "check_partial_l2_mask"}),
     "relation": ("lesson 05", {"check_distance_matrix", "check_angle_tensor"}),
     "comparison": ("lesson 06", {"check_seed_summary", "check_pareto_front"}),
 }

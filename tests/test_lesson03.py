@@ -39,13 +39,8 @@ def test_a_typed_result_is_caught(text):
 
 
 def test_the_lesson_reads_its_sweeps_and_says_so():
-    text = " ".join(LESSON.read_text().split())
-    code = "\n".join(c.source for c in jupytext.read(LESSON).cells if c.cell_type == "code")
-    for spec in SPECS:
-        assert f'"{spec}"' in code and (REPO / "experiments" / f"{spec}.toml").exists()
-        assert (REPO / "results" / f"{spec.replace('_', '-')}.csv").exists()
-    assert "Every number in this lesson's text is printed by a cell" in text
-    assert "load_sweeps(SPECS)" in code and "live_mode()" in code and "KD_LAB_LIVE=1 make lab" in text
+    lesson_text.assert_reads_its_sweeps(LESSON, SPECS)
+    text, code = lesson_text.text_and_code(LESSON)
     assert "my_prediction = None" in code and "check_prediction(my_prediction" in code
     assert "stats.spread_ratio" in code and "symmetric=True" in code
     for claim in ("+0.61", "within noise, at best about half a point", "33 minutes"):   # the first edition's
