@@ -182,7 +182,6 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
     full, full_test = load_data(setting.dataset, dev)
     labeled = _labeled_indices(setting, seed, full, train_indices)
     held_out = validation_indices(setting, full)
-    labeled_data = full if labeled is None else full.subset(labeled.to(dev))
     test = _test_view(setting, full_test)
     if cls.needs_teacher and teacher is None:
         teacher = method_teacher(method, setting.dataset, dev, recipe=setting.teacher)
@@ -199,6 +198,7 @@ def train_method(method: str, setting: Setting | None = None, seed: int = 0, dev
             callback_every=callback_every, stop=stop, history=history, teacher_cache=cache)
     stage = m.finetune_stage()
     if stage is not None and h.status == "finished":
+        labeled_data = full if labeled is None else full.subset(labeled.to(dev))     # the fine-tune's images: L
         _finetune(h, *stage, setting=setting, data=labeled_data, test=test, seed=seed, device=dev,
                   progress=progress, callback=callback, callback_every=callback_every, stop=stop, cache=cache)
     _measure_validation(m, h, full, held_out, labeled)

@@ -208,10 +208,9 @@ def label_precision(mined: Mined, true_labels: torch.Tensor) -> dict:
             "right": int(right.sum()), "kept": len(right)}
 
 
-def class_balance(mined: Mined) -> float:
-    """How even the kept images' teacher labels are: the smallest class's count over the mean count (1: every
-    class equally often; 0: a class missing). NaN when nothing was kept."""
-    if len(mined.indices) == 0:
-        return float("nan")
-    counts = mined.kept.float()
+def class_balance(counts: torch.Tensor) -> float:
+    """How even a set of labels is, from its per-class ``counts`` (K,) (e.g. :attr:`Mined.kept`, the kept images
+    per teacher label): the smallest class's count over the mean count (1: every class equally often; 0: a class
+    missing). NaN when the counts are all 0 (nothing kept)."""
+    counts = torch.as_tensor(counts).float()
     return float(counts.min() / counts.mean())

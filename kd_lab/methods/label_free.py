@@ -128,6 +128,8 @@ class SSLD(Method):
         """L ∪ the chosen part of U (an :class:`kd_lab.data.ImageData`); U's images carry the teacher's labels.
         ``train``/``test`` are the whole splits, ``labeled`` the indices of L (None: every image)."""
         from dataclasses import replace
+
+        from ..mining import class_balance
         lab = torch.arange(len(train)) if labeled is None else torch.as_tensor(labeled).cpu()
         if self.unlabeled == "none":
             return train.subset(lab.to(train.device))
@@ -143,11 +145,10 @@ class SSLD(Method):
         idx = torch.cat([lab, pool[chosen]]).to(train.device)
         y = torch.cat([train.y[lab.to(train.device)], teacher_labels.to(train.device)])
         hidden = train.y[pool[chosen].to(train.device)].cpu()         # only to measure the chosen images
-        counts = torch.bincount(teacher_labels.cpu(), minlength=train.num_classes).float()
-        self.pool_report.update(unlabeled_used=len(chosen),
-                                precision=float((teacher_labels.cpu() == hidden).float().mean()) if len(chosen)
-                                else float("nan"),
-                                balance=float(counts.min() / counts.mean()) if len(chosen) else float("nan"))
+        self.pool_report.update(unlabeled_used=len(chosen),             # NaN for both when none is chosen
+                                precision=float((teacher_labels.cpu() == hidden).float().mean()),
+                                balance=class_balance(torch.bincount(teacher_labels.cpu(),
+                                                                     minlength=train.num_classes)))
         return replace(train.subset(idx), y=y)
 
     def _choose(self, pool) -> tuple[torch.Tensor, torch.Tensor]:
