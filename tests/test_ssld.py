@@ -284,7 +284,7 @@ def test_registered_with_its_options():
     ({"temperature": 0}, "temperature must be > 0"),
     ({"finetune": "kd"}, r"finetune must be one of \('none', 'distill', 'ce'\)"),
     ({"finetune_steps": 0}, "finetune_steps must be a positive integer, got 0"),
-    ({"finetune_lr": 0.0}, r"finetune_lr \(a fraction of the main run's learning rate\) must be in \(0, 1\], got 0.0"),
+    ({"finetune_lr": 0.0}, r"finetune_lr must be a number in \(0, 1\], got 0.0"),
 ])
 def test_bad_options(mlp_teacher, options, message):
     with pytest.raises(ValueError, match=message):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .. import losses, recipes
+from ..checks import check_number
 from ._base import Knob, Method, _check_temperature, register
 from .response import TEMPERATURE_KNOB
 
@@ -69,12 +70,10 @@ class SSLD(Method):
             positive = not isinstance(value, bool) and isinstance(value, int) and value > 0
             if not (positive or (value is None and none_ok)):
                 raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}, got {value!r}")
-        if isinstance(finetune_lr, bool) or not isinstance(finetune_lr, (int, float)) or not 0 < finetune_lr <= 1:
-            raise ValueError(f"finetune_lr (a fraction of the main run's learning rate) must be in (0, 1], "
-                             f"got {finetune_lr!r}")
         self.temperature = _check_temperature(temperature)
         self.unlabeled, self.top_k, self.pool_size, self.objective = unlabeled, top_k, pool_size, objective
-        self.finetune, self.finetune_steps, self.finetune_lr = finetune, finetune_steps, float(finetune_lr)
+        self.finetune, self.finetune_steps = finetune, finetune_steps
+        self.finetune_lr = check_number("finetune_lr", finetune_lr, 0, 1, low_open=True)   # of the main run's lr
         self.pool_report: dict = {}
         self.mined = None
         self.live_pool = None           # (ImageData of unlabeled images trained on, their teacher labels): live view
